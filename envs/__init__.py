@@ -1,0 +1,28 @@
+"""rlmaml task families, registered in the Gymnasium namespace ``rlmaml``.
+
+Importing ``rlmaml`` registers them; ``gymnasium.make("rlmaml/Navigation2D-v0")`` then works.
+"""
+
+import gymnasium as gym
+
+from rlmaml.envs.navigation import Navigation2DBatchedEnv, Navigation2DEnv
+
+FAMILIES = {
+    "rlmaml/Navigation2D-v0": dict(
+        entry_point="rlmaml.envs.navigation:Navigation2DEnv",
+        max_episode_steps=100,
+        summary="point robot, goal uniform in [-0.5, 0.5]^2, horizon 100",
+    ),
+}
+
+
+def register_all() -> None:
+    """Register every rlmaml task family with Gymnasium (idempotent)."""
+    for env_id, spec in FAMILIES.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point=spec["entry_point"], max_episode_steps=spec["max_episode_steps"])
+
+
+register_all()
+
+__all__ = ["FAMILIES", "Navigation2DEnv", "Navigation2DBatchedEnv", "register_all"]

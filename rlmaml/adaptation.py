@@ -1,0 +1,59 @@
+"""Inner-loop adaptation as a pure function of (meta-)parameters and trajectory batches."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from rlmaml.batch import Batch
+from rlmaml.policy import GaussianMLPPolicy, Params, per_task_params
+
+
+def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each task's valid entries: values and mask [N, ...] -> [N]."""
+    dims = tuple(range(1, values.dim()))
+    return (values * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)
+
+
+def inner_loss(policy: GaussianMLPPolicy, params: Params, batch: Batch) -> Tensor:
+    """REINFORCE loss per task [N]: minus the masked mean of log pi(a|s) * advantage."""
+    log_probs = policy.log_prob(params, batch.flat("observations"), batch.flat("actions"))
+    return -masked_task_mean(log_probs * batch.flat("advantages"), batch.flat("mask"))
+
+
+def adapt_step(policy: GaussianMLPPolicy, params: Params, batch: Batch, lr: float,
+               create_graph: bool) -> Params:
+    """One policy-gradient step per task: theta_n - lr * grad L_n(theta_n).
+
+    Args:
+        params: meta-parameters (no task axis) or per-task parameters [N, ...].
+        batch: N tasks with advantages filled in.
+        create_graph: keep the graph of the gradient (second-order MAML). Without it the
+            result still depends on ``params`` (first-order MAML); detach it for sampling.
+
+    Returns:
+        Per-task parameters with leading axis [N].
+    """
+    with torch.enable_grad():
+        task_params = {name: p if p.requires_grad else p.clone().requires_grad_()
+                       for name, p in per_task_params(params, batch.num_tasks).items()}
+        loss = inner_loss(policy, task_params, batch).sum()  # tasks are independent: grad of sum = per-task grads
+        grads = torch.autograd.grad(loss, list(task_params.values()), create_graph=create_graph)
+    return {name: p - lr * g for (name, p), g in zip(task_params.items(), grads)}
+
+
+def adapt(policy: GaussianMLPPolicy, params: Params, batches: Sequence[Batch], lrs: Sequence[float],
+          create_graph: bool) -> Params:
+    """Successive inner steps, step k on ``batches[k]`` (sampled after k steps) with ``lrs[k]``."""
+    if len(batches) != len(lrs):
+        raise ValueError(f"need one step size per batch, got {len(lrs)} for {len(batches)} batches")
+    for batch, lr in zip(batches, lrs):
+        params = adapt_step(policy, params, batch, lr, create_graph)
+    return params
+
+
+def detached(params: Params) -> Params:
+    """Parameters cut from the graph (for sampling with adapted parameters)."""
+    return {name: p.detach() for name, p in params.items()}

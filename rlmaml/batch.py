@@ -1,0 +1,63 @@
+"""The trajectory batch shared by sampling, advantage estimation and adaptation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Trajectories of N tasks x M trajectories x T steps.
+
+    ``mask`` is 1 for every step up to and including the first terminated/truncated one, 0 after.
+    ``advantages`` is zeros until :func:`rlmaml.advantages.with_advantages` fills it in.
+    """
+
+    observations: Tensor  # [N, M, T, obs_dim]
+    actions: Tensor  # [N, M, T, act_dim]
+    rewards: Tensor  # [N, M, T]
+    mask: Tensor  # [N, M, T]
+    log_probs: Tensor  # [N, M, T], under the policy that sampled
+    advantages: Tensor  # [N, M, T]
+
+    def __post_init__(self) -> None:
+        n, m, t = self.rewards.shape
+        for name in ("mask", "log_probs", "advantages"):
+            if getattr(self, name).shape != (n, m, t):
+                raise ValueError(f"{name} must have shape {[n, m, t]}, got {list(getattr(self, name).shape)}")
+        for name in ("observations", "actions"):
+            if getattr(self, name).shape[:3] != (n, m, t):
+                raise ValueError(f"{name} must start with {[n, m, t]}, got {list(getattr(self, name).shape)}")
+
+    @property
+    def num_tasks(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def num_traj(self) -> int:
+        return self.rewards.shape[1]
+
+    @property
+    def horizon(self) -> int:
+        return self.rewards.shape[2]
+
+    def episode_returns(self) -> Tensor:
+        """Undiscounted return of each trajectory [N, M]."""
+        return (self.rewards * self.mask).sum(-1)
+
+    def flat(self, name: str) -> Tensor:
+        """A per-step field with trajectories and time merged: [N, M*T, ...]."""
+        value = getattr(self, name)
+        return value.reshape(self.num_tasks, self.num_traj * self.horizon, *value.shape[3:])
+
+    def replace(self, **changes: Tensor) -> "Batch":
+        return replace(self, **changes)
+
+    def tasks(self, index: Tensor | slice) -> "Batch":
+        """The sub-batch of the selected tasks."""
+        return Batch(**{name: getattr(self, name)[index] for name in FIELDS})
+
+
+FIELDS = ("observations", "actions", "rewards", "mask", "log_probs", "advantages")

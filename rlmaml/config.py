@@ -1,0 +1,168 @@
+"""Training configuration: a frozen dataclass, presets, and reading/writing it as JSON or TOML."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlmaml.trpo import TRPOSettings
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a MAML-TRPO training run depends on. Saved as ``config.json`` in the run folder."""
+
+    env_id: str = "rlmaml/Navigation2D-v0"
+    """Gymnasium id of the task family (must follow the rlmaml task protocol)."""
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``gymnasium.make`` (e.g. ``{"action_mode": "clip"}`` for Navigation2D)."""
+    horizon: int | None = None
+    """Steps per trajectory; ``null`` takes the env's registered ``max_episode_steps``."""
+    num_tasks: int = 20
+    """Tasks per meta-iteration (meta-batch size)."""
+    num_traj: int = 20
+    """Trajectories per task for every inner step and for the post-adaptation batch."""
+    num_iterations: int = 300
+    """Meta-iterations to train."""
+    hidden_sizes: tuple[int, ...] = (100, 100)
+    """Hidden layer widths of the Gaussian MLP policy."""
+    activation: str = "relu"
+    """Hidden activation: ``relu`` or ``tanh``."""
+    init_std: float = 1.0
+    """Initial standard deviation of the policy (state-independent, learned)."""
+    num_inner_steps: int = 1
+    """Policy-gradient steps in the inner loop during training."""
+    inner_lr: float = 0.1
+    """Inner step size alpha."""
+    first_order: bool = False
+    """Drop second-order terms of the meta-gradient (first-order MAML)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 1.0
+    """GAE lambda (1.0: Monte-Carlo returns minus the baseline)."""
+    max_kl: float = 0.01
+    """TRPO trust region: maximum mean KL of the adapted policy on the post-adaptation data."""
+    cg_iterations: int = 10
+    """Conjugate-gradient iterations for the TRPO direction."""
+    cg_damping: float = 1e-5
+    """Damping added to the Hessian-vector products."""
+    line_search_ratio: float = 0.5
+    """Backtracking factor of the TRPO line search."""
+    line_search_steps: int = 15
+    """Maximum backtracking steps before the update is rejected."""
+    hvp_task_fraction: float = 1.0
+    """Fraction of the tasks whose KL enters the Hessian-vector products (1.0: all of them)."""
+    seed: int = 0
+    """Root seed: training tasks, held-out tasks, env seeds and policy noise are spawned from it."""
+    num_eval_tasks: int = 40
+    """Held-out test tasks drawn (from their own stream) and recorded with the run."""
+    checkpoint_every: int = 1
+    """Write a checkpoint every this many meta-iterations (and always at the end or on Ctrl-C)."""
+
+    def __post_init__(self) -> None:
+        positive = ("num_tasks", "num_traj", "num_iterations", "num_inner_steps", "cg_iterations",
+                    "line_search_steps", "num_eval_tasks", "checkpoint_every")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
+            raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
+        for name in ("inner_lr", "max_kl", "init_std"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0 < self.line_search_ratio < 1:
+            raise ConfigError(f"line_search_ratio must be in (0, 1), got {self.line_search_ratio!r}")
+        if not 0 < self.hvp_task_fraction <= 1:
+            raise ConfigError(f"hvp_task_fraction must be in (0, 1], got {self.hvp_task_fraction!r}")
+        if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
+            raise ConfigError("gamma and gae_lambda must be in [0, 1]")
+        if self.activation not in ("relu", "tanh"):
+            raise ConfigError(f"activation must be relu or tanh, got {self.activation!r}")
+        if not self.hidden_sizes or any(not isinstance(h, int) or h < 1 for h in self.hidden_sizes):
+            raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
+
+    @property
+    def inner_lrs(self) -> list[float]:
+        """Step size of each training inner step (all ``inner_lr``)."""
+        return [self.inner_lr] * self.num_inner_steps
+
+    @property
+    def trpo(self) -> TRPOSettings:
+        return TRPOSettings(self.max_kl, self.cg_iterations, self.cg_damping, self.line_search_ratio,
+                            self.line_search_steps, self.hvp_task_fraction)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return from_dict({**self.to_dict(), **changes})
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "nav-quick": dict(num_iterations=60),
+    "nav-paper": dict(num_tasks=20, num_traj=20, horizon=100, hidden_sizes=(100, 100), activation="relu",
+                      max_kl=0.01, num_inner_steps=1, num_iterations=300),
+}
+"""Named starting points: ``nav-quick`` is the short default run, ``nav-paper`` the paper's
+2D-navigation settings (20 tasks x 20 trajectories, horizon 100, 2x100 ReLU, TRPO max KL 0.01)."""
+DEFAULT_PRESET = "nav-quick"
+
+
+def from_dict(values: dict[str, Any]) -> TrainConfig:
+    """Build a config from plain values (as read from JSON/TOML); unknown keys are an error."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+    values = dict(values)
+    if "hidden_sizes" in values:
+        if not isinstance(values["hidden_sizes"], (list, tuple)):
+            raise ConfigError(f"hidden_sizes must be a list of integers, got {values['hidden_sizes']!r}")
+        values["hidden_sizes"] = tuple(values["hidden_sizes"])
+    if "env_kwargs" in values and not isinstance(values["env_kwargs"], dict):
+        raise ConfigError(f"env_kwargs must be a table/object, got {values['env_kwargs']!r}")
+    try:
+        return TrainConfig(**values)
+    except TypeError as error:
+        raise ConfigError(str(error)) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Values from a ``.json`` or ``.toml`` config file (not yet validated)."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    try:
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"malformed config file {path}: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold an object/table of fields")
+    return values
+
+
+def resolve(preset: str | None, file_values: dict[str, Any], overrides: dict[str, Any]) -> TrainConfig:
+    """Preset, then config-file values, then command-line overrides, later ones winning."""
+    name = preset or DEFAULT_PRESET
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    return from_dict({**PRESETS[name], **file_values, **overrides})
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+
+def load_config(path: Path) -> TrainConfig:
+    return from_dict(read_config_file(path))

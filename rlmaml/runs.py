@@ -1,0 +1,125 @@
+"""The run folder: where config, metrics, checkpoints and held-out tasks live, written safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths inside one run folder ``runs/<name>/``."""
+
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.path / "best.pt"
+
+    @property
+    def test_tasks(self) -> Path:
+        return self.path / "test_tasks.json"
+
+    @property
+    def evaluation(self) -> Path:
+        return self.path / "evaluation.json"
+
+    def require(self, *files: str) -> None:
+        """Raise RunError unless the folder exists and holds the named files (attribute names)."""
+        if not self.path.is_dir():
+            raise RunError(f"run folder {self.path} does not exist")
+        for name in files:
+            if not getattr(self, name).is_file():
+                raise RunError(f"{self.path} is not a complete rlmaml run: {getattr(self, name).name} is missing")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Atomically save a checkpoint of tensors and plain containers."""
+    _atomic_write(path, lambda handle: torch.save(state, handle))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    try:
+        return torch.load(path, weights_only=True)
+    except (OSError, RuntimeError, EOFError) as error:
+        raise RunError(f"cannot read checkpoint {path}: {error}") from None
+
+
+def write_json(value: Any, path: Path) -> None:
+    """Atomically write ``value`` as indented JSON."""
+    _atomic_write(path, lambda handle: handle.write((json.dumps(value, indent=2) + "\n").encode()))
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunError(f"cannot read {path}: {error}") from None
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """All complete records of a metrics.jsonl file (a torn last line is ignored)."""
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return records
+
+
+def truncate_metrics(path: Path, num_iterations: int) -> None:
+    """Keep only the records of the first ``num_iterations`` iterations (used on resume)."""
+    kept = [r for r in read_metrics(path) if r["iteration"] < num_iterations]
+    _atomic_write(path, lambda handle: handle.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+
+
+def append_metrics(record: dict[str, Any], path: Path) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())

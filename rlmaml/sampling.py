@@ -1,0 +1,133 @@
+"""Rollouts of all tasks x trajectories in one batch.
+
+Sub-env ``i`` runs task ``i // num_traj``. Task families with a ``batched_env`` hook are stepped
+natively in one call per time step; any other env following the task protocol is stepped through
+one Gymnasium env per trajectory. Either way the policy runs once per time step for all sub-envs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlmaml.batch import Batch
+from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_log_prob
+from rlmaml.tasks import Task, task_env
+
+
+class _GymEnvs:
+    """One Gymnasium env per sub-env, stepped in a Python loop (the generic path)."""
+
+    def __init__(self, envs: list[gym.Env]):
+        self.envs = envs
+        self.num_envs = len(envs)
+        self._alive = np.ones(self.num_envs, dtype=bool)
+        self._last_obs: np.ndarray | None = None
+
+    def reset(self, seeds: Sequence[int]) -> np.ndarray:
+        self._alive[:] = True
+        self._last_obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds)])
+        return self._last_obs.copy()
+
+    def step(self, actions: np.ndarray):
+        assert self._last_obs is not None, "reset() first"
+        obs = self._last_obs
+        reward = np.zeros(self.num_envs)
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        truncated = np.zeros(self.num_envs, dtype=bool)
+        for i in np.flatnonzero(self._alive):
+            obs[i], reward[i], terminated[i], truncated[i], _ = self.envs[i].step(actions[i])
+        self._alive &= ~(terminated | truncated)
+        return obs.copy(), reward, terminated, truncated
+
+
+class TaskSampler:
+    """Samples trajectories of a task family for a batch of tasks at once.
+
+    Args:
+        env_id: a registered Gymnasium id following the rlmaml task protocol.
+        horizon: steps per trajectory; ``None`` takes the id's ``max_episode_steps``.
+        env_kwargs: keyword arguments for ``gymnasium.make``.
+    """
+
+    def __init__(self, env_id: str, horizon: int | None = None, env_kwargs: dict[str, Any] | None = None):
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self.env = gym.make(env_id, **self.env_kwargs)
+        self.family = task_env(self.env)
+        spec_horizon = self.env.spec.max_episode_steps if self.env.spec is not None else None
+        self.horizon = horizon if horizon is not None else spec_horizon
+        if self.horizon is None:
+            raise ValueError(f"{env_id} has no max_episode_steps; give a horizon")
+        obs_space, act_space = self.env.observation_space, self.env.action_space
+        if not isinstance(act_space, gym.spaces.Box) or not isinstance(obs_space, gym.spaces.Box):
+            raise TypeError(f"{env_id}: rlmaml needs Box observation and action spaces")
+        self.obs_dim = int(np.prod(obs_space.shape))
+        self.act_dim = int(np.prod(act_space.shape))
+        self._gym_envs: list[gym.Env] = []
+
+    def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> list[Task]:
+        """``num_tasks`` tasks drawn from ``rng`` by the task family."""
+        return self.family.sample_tasks(num_tasks, rng)
+
+    def _vector_env(self, tasks: Sequence[Task], num_traj: int):
+        if callable(getattr(self.family, "batched_env", None)):
+            return self.family.batched_env(tasks, num_traj)
+        num_envs = len(tasks) * num_traj
+        while len(self._gym_envs) < num_envs:
+            self._gym_envs.append(gym.make(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs))
+        envs = self._gym_envs[:num_envs]
+        for i, env in enumerate(envs):
+            env.unwrapped.set_task(tasks[i // num_traj])
+        return _GymEnvs(envs)
+
+    @torch.no_grad()
+    def sample(self, policy: GaussianMLPPolicy, params: Params, tasks: Sequence[Task], num_traj: int,
+               generator: torch.Generator, seed_rng: np.random.Generator) -> Batch:
+        """Roll out ``num_traj`` trajectories per task.
+
+        Args:
+            params: meta-parameters (shared) or per-task parameters with leading axis [N].
+            generator: torch RNG for the policy's action noise.
+            seed_rng: numpy RNG for the sub-envs' reset seeds.
+
+        Returns:
+            A :class:`Batch` of shape [N, num_traj, horizon, ...] with zero advantages.
+        """
+        num_tasks, horizon = len(tasks), self.horizon
+        env = self._vector_env(tasks, num_traj)
+        num_envs = num_tasks * num_traj
+        dtype = next(policy.parameters()).dtype
+        obs = np.zeros((num_envs, horizon, self.obs_dim), dtype=np.float32)
+        actions = torch.zeros(num_tasks, num_traj, horizon, self.act_dim, dtype=dtype)
+        rewards = np.zeros((num_envs, horizon), dtype=np.float32)
+        mask = np.zeros((num_envs, horizon), dtype=np.float32)
+        log_probs = torch.zeros(num_tasks, num_traj, horizon, dtype=dtype)
+        alive = np.ones(num_envs, dtype=bool)
+        current = np.asarray(env.reset(seed_rng.integers(0, 2**31 - 1, size=num_envs)), dtype=np.float32)
+        for t in range(horizon):
+            obs[:, t] = current.reshape(num_envs, self.obs_dim)
+            mean, log_std = policy.distribution(params, torch.from_numpy(obs[:, t]).to(dtype).view(num_tasks, num_traj, -1))
+            noise = torch.randn(mean.shape, generator=generator, dtype=dtype)
+            action = mean + torch.exp(log_std) * noise
+            actions[:, :, t] = action
+            log_probs[:, :, t] = gaussian_log_prob(mean, log_std, action)
+            next_obs, reward, terminated, truncated = env.step(action.view(num_envs, -1).numpy())
+            mask[alive, t] = 1.0
+            rewards[alive, t] = reward[alive]
+            alive &= ~(np.asarray(terminated) | np.asarray(truncated))
+            if not alive.any():
+                break
+            current = np.asarray(next_obs, dtype=np.float32)
+        shape = (num_tasks, num_traj, horizon)
+        return Batch(
+            observations=torch.from_numpy(obs).to(dtype).view(*shape, self.obs_dim),
+            actions=actions,
+            rewards=torch.from_numpy(rewards).to(dtype).view(shape),
+            mask=torch.from_numpy(mask).to(dtype).view(shape),
+            log_probs=log_probs,
+            advantages=torch.zeros(shape, dtype=dtype),
+        )

@@ -1,0 +1,150 @@
+"""The MAML-TRPO training loop over a run folder, with checkpoints and resume."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from rlmaml.adaptation import adapt_step, detached
+from rlmaml.advantages import with_advantages
+from rlmaml.batch import Batch
+from rlmaml.config import TrainConfig, load_config, save_config
+from rlmaml.policy import GaussianMLPPolicy, Params
+from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, save_checkpoint, truncate_metrics,
+                         write_json)
+from rlmaml.sampling import TaskSampler
+from rlmaml.seeding import RandomStreams
+from rlmaml.tasks import Task
+from rlmaml.trpo import MetaBatch, MetaTRPO
+
+
+def make_policy(config: TrainConfig, sampler: TaskSampler, init_seed: int) -> GaussianMLPPolicy:
+    """The policy network for a config, initialised from ``init_seed`` (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, config.hidden_sizes, config.activation,
+                                 config.init_std)
+
+
+def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: list[Task],
+                      streams: RandomStreams) -> MetaBatch:
+    """Inner-step batches and the post-adaptation batch, new trajectories after every step."""
+    params: Params = policy.params()
+    train: list[Batch] = []
+    for lr in config.inner_lrs:
+        batch = _sample(config, sampler, policy, params, tasks, streams)
+        train.append(batch)
+        params = detached(adapt_step(policy, params, batch, lr, create_graph=False))
+    return MetaBatch(train, _sample(config, sampler, policy, params, tasks, streams))
+
+
+def _sample(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, params: Params,
+            tasks: list[Task], streams: RandomStreams) -> Batch:
+    batch = sampler.sample(policy, params, tasks, config.num_traj, streams.policy_noise, streams.env_seeds)
+    return with_advantages(batch, config.gamma, config.gae_lambda)
+
+
+class Trainer:
+    """Owns one run folder; ``create`` starts a run, ``resume`` continues one from its checkpoint."""
+
+    def __init__(self, config: TrainConfig, run: RunDir):
+        self.config = config
+        self.run = run
+        self.sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs)
+        self.streams = RandomStreams.from_seed(config.seed)
+        self.policy = make_policy(config, self.sampler, self.streams.policy_init_seed)
+        self.meta = MetaTRPO(self.policy, config.inner_lrs, config.first_order, config.trpo)
+        self.iteration = 0
+        self.best_return = float("-inf")
+
+    @classmethod
+    def create(cls, config: TrainConfig, path: Path) -> "Trainer":
+        """Start a new run in ``path`` (which must not already hold a run)."""
+        run = RunDir(path)
+        if run.config.exists():
+            raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
+        trainer = cls(config, run)  # fails on a bad env id before anything is written
+        path.mkdir(parents=True, exist_ok=True)
+        save_config(config, run.config)
+        test_tasks = trainer.sampler.sample_tasks(config.num_eval_tasks, trainer.streams.test_tasks)
+        write_json({"seed": config.seed, "stream": "test_tasks", "tasks": test_tasks}, run.test_tasks)
+        run.metrics.touch()
+        trainer._save(trainer._state())
+        return trainer
+
+    @classmethod
+    def resume(cls, path: Path, num_iterations: int | None = None) -> "Trainer":
+        """Continue the run in ``path`` from its last checkpoint, optionally to more iterations."""
+        run = RunDir(path)
+        run.require("config", "checkpoint")
+        config = load_config(run.config)
+        if num_iterations is not None:
+            config = config.replace(num_iterations=num_iterations)
+            save_config(config, run.config)
+        trainer = cls(config, run)
+        state = load_checkpoint(run.checkpoint)
+        trainer.policy.load_state_dict(state["policy"])
+        trainer.streams.load_state(state["rng"])
+        trainer.iteration = state["iteration"]
+        trainer.best_return = state["best_return"]
+        truncate_metrics(run.metrics, trainer.iteration)
+        return trainer
+
+    def _state(self) -> dict[str, Any]:
+        return {"iteration": self.iteration, "best_return": self.best_return,
+                "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
+                "rng": self.streams.state()}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        save_checkpoint(state, self.run.checkpoint)
+
+    def train_iteration(self) -> dict[str, Any]:
+        """Sample, update once, and return this iteration's metrics."""
+        start = time.perf_counter()
+        tasks = self.sampler.sample_tasks(self.config.num_tasks, self.streams.train_tasks)
+        meta_batch = sample_meta_batch(self.config, self.sampler, self.policy, tasks, self.streams)
+        sampled = time.perf_counter()
+        before_update = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+        stats = self.meta.step(meta_batch)
+        done = time.perf_counter()
+        record = {
+            "iteration": self.iteration,
+            "pre_return": float(meta_batch.train[0].episode_returns().mean()),
+            "post_return": float(meta_batch.valid.episode_returns().mean()),
+            **stats,
+            "time_sampling": sampled - start,
+            "time_update": done - sampled,
+            "time_total": done - start,
+        }
+        if record["post_return"] > self.best_return:
+            self.best_return = record["post_return"]
+            save_checkpoint({"iteration": self.iteration, "post_return": self.best_return, "policy": before_update},
+                            self.run.best_checkpoint)
+        return record
+
+    def train(self, progress: bool = True) -> None:
+        """Run until ``num_iterations``; Ctrl-C writes a checkpoint of the last finished iteration."""
+        last_state = self._state()
+        bar = tqdm(total=self.config.num_iterations, initial=self.iteration, disable=not progress,
+                   desc="meta-training", unit="it")
+        try:
+            while self.iteration < self.config.num_iterations:
+                record = self.train_iteration()
+                append_metrics(record, self.run.metrics)
+                self.iteration += 1
+                last_state = self._state()
+                if self.iteration % self.config.checkpoint_every == 0:
+                    self._save(last_state)
+                bar.set_postfix(pre=f"{record['pre_return']:.1f}", post=f"{record['post_return']:.1f}",
+                                kl=f"{record['kl']:.4f}")
+                bar.update()
+        except KeyboardInterrupt:
+            self._save(last_state)
+            raise
+        finally:
+            bar.close()
+        self._save(last_state)

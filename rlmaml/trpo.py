@@ -1,0 +1,128 @@
+"""The MAML-TRPO meta-update.
+
+The surrogate and the KL constraint are measured on the post-adaptation ("valid") trajectories
+with the ADAPTED policy; the step direction comes from conjugate gradient with exact
+Hessian-vector products of that KL through the inner adaptation, and the backtracking line search
+re-adapts for every candidate, restoring the parameters if no candidate is accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from rlmaml.adaptation import adapt, masked_task_mean
+from rlmaml.batch import Batch
+from rlmaml.optim import conjugate_gradient
+from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
+
+
+@dataclass(frozen=True)
+class TRPOSettings:
+    """Outer-loop TRPO settings (see TrainConfig for their meaning)."""
+
+    max_kl: float = 0.01
+    cg_iterations: int = 10
+    cg_damping: float = 1e-5
+    line_search_ratio: float = 0.5
+    line_search_steps: int = 15
+    hvp_task_fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class MetaBatch:
+    """Inner-step batches (``train[k]`` sampled after k inner steps) and the post-adaptation batch."""
+
+    train: list[Batch]
+    valid: Batch
+
+
+class MetaTRPO:
+    """Second-order (or first-order) MAML with a TRPO outer step on ``policy``'s parameters."""
+
+    def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
+                 settings: TRPOSettings):
+        self.policy = policy
+        self.inner_lrs = list(inner_lrs)
+        self.first_order = first_order
+        self.settings = settings
+
+    def adapted(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> Params:
+        """Per-task adapted parameters [N, ...] after the inner steps on ``meta_batch.train``."""
+        return adapt(self.policy, params, meta_batch.train, self.inner_lrs, create_graph)
+
+    def distribution(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
+        """Adapted policy's mean [N, M*T, act] and log-std [N, 1, act] on the valid observations."""
+        adapted = self.adapted(params, meta_batch, create_graph)
+        return self.policy.distribution(adapted, meta_batch.valid.flat("observations"))
+
+    def surrogate_and_kl(self, mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor],
+                         valid: Batch) -> tuple[Tensor, Tensor]:
+        """Surrogate loss (minus the importance-weighted advantage) and KL(old || new), both
+        averaged over valid steps within a task and then over tasks (scalars)."""
+        actions, mask = valid.flat("actions"), valid.flat("mask")
+        log_ratio = gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(*old, actions)
+        loss = -masked_task_mean(torch.exp(log_ratio) * valid.flat("advantages"), mask).mean()
+        kl = masked_task_mean(gaussian_kl(*old, mean, log_std), mask).mean()
+        return loss, kl
+
+    def step(self, meta_batch: MetaBatch) -> dict[str, float]:
+        """One TRPO meta-update in place; returns statistics of the step."""
+        s = self.settings
+        params = self.policy.params()
+        param_list = list(params.values())
+        create_graph = not self.first_order
+        mean, log_std = self.distribution(params, meta_batch, create_graph)
+        old = (mean.detach(), log_std.detach())
+        loss, _ = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+        grad = parameters_to_vector(torch.autograd.grad(loss, param_list))
+
+        hvp = self._hessian_vector_product(params, meta_batch, old, create_graph)
+        direction = conjugate_gradient(hvp, grad, s.cg_iterations)
+        shs = 0.5 * direction @ hvp(direction)
+        full_step = direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12))
+
+        old_vector = parameters_to_vector(param_list).detach()
+        loss_before = loss.item()
+        fraction = 1.0
+        for steps in range(1, s.line_search_steps + 1):
+            vector_to_parameters(old_vector - fraction * full_step, param_list)
+            with torch.no_grad():
+                new_mean, new_log_std = self.distribution(params, meta_batch, create_graph=False)
+                new_loss, new_kl = self.surrogate_and_kl(new_mean, new_log_std, old, meta_batch.valid)
+            if float(new_loss) < loss_before and float(new_kl) <= s.max_kl:
+                return {"loss_before": loss_before, "loss_after": float(new_loss), "kl": float(new_kl),
+                        "line_search_steps": steps, "step_accepted": 1.0}
+            fraction *= s.line_search_ratio
+        vector_to_parameters(old_vector, param_list)
+        return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
+                "line_search_steps": s.line_search_steps, "step_accepted": 0.0}
+
+    def _hessian_vector_product(self, params: Params, meta_batch: MetaBatch, old: tuple[Tensor, Tensor],
+                                create_graph: bool):
+        """v -> (H + damping I) v, H the Hessian of the mean KL w.r.t. the meta-parameters.
+
+        With ``hvp_task_fraction`` < 1 the KL is taken over the first tasks only (the tasks are
+        drawn i.i.d., so that is a random subsample).
+        """
+        s = self.settings
+        num_tasks = meta_batch.valid.num_tasks
+        used = max(1, round(s.hvp_task_fraction * num_tasks))
+        if used < num_tasks:
+            meta_batch = MetaBatch([b.tasks(slice(0, used)) for b in meta_batch.train],
+                                   meta_batch.valid.tasks(slice(0, used)))
+            old = (old[0][:used], old[1][:used])
+        param_list = list(params.values())
+        mean, log_std = self.distribution(params, meta_batch, create_graph)
+        _, kl = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+        kl_grad = parameters_to_vector(torch.autograd.grad(kl, param_list, create_graph=True))
+
+        def product(vector: Tensor) -> Tensor:
+            hv = torch.autograd.grad(kl_grad @ vector, param_list, retain_graph=True)
+            return parameters_to_vector(hv) + s.cg_damping * vector
+
+        return product

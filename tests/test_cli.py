@@ -1,0 +1,66 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rlmaml.cli import main
+
+TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
+        "--set", "num_eval_tasks=4", "--no-progress"]
+
+
+def _one_line_error(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rlmaml: error: ") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_bad_input_gets_one_line_errors(capsys, tmp_path):
+    assert "Namespace nope not found" in _one_line_error(capsys, ["train", "--env", "nope/X-v0",
+                                                                  "--run-dir", str(tmp_path / "a")])
+    assert not (tmp_path / "a").exists()
+    assert "num_tasks must be a positive integer" in _one_line_error(capsys, ["train", "--num-tasks", "-2"])
+    (tmp_path / "bad.toml").write_text("num_tasks = [")
+    assert "malformed config file" in _one_line_error(capsys, ["train", "--config", str(tmp_path / "bad.toml")])
+    assert "does not exist" in _one_line_error(capsys, ["evaluate", str(tmp_path / "missing")])
+    assert "does not exist" in _one_line_error(capsys, ["train", "--resume", str(tmp_path / "missing")])
+    assert "rlmaml task protocol" in _one_line_error(capsys, ["train", "--env", "CartPole-v1"])
+    assert "FIELD=VALUE" in _one_line_error(capsys, ["train", "--set", "nonsense"])
+    assert "--num-steps" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--num-steps", "-1"])
+
+
+def test_train_then_evaluate(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"Results in {run}/" in out and "mean return" in out
+    assert main(["evaluate", str(run), "--num-steps", "2", "--num-traj", "3", "--checkpoint", "best"]) == 0
+    out = capsys.readouterr().out
+    assert "best iterate" in out
+    result = json.loads((run / "evaluation.json").read_text())
+    assert [row["step"] for row in result["summary"]] == [0, 1, 2]
+    assert result["step_sizes"] == [0.1, 0.05] and len(result["per_task"]) == 4
+    assert "already holds a run" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
+
+
+def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):
+    run = tmp_path / "run"
+    main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"])
+    results = []
+    for seed in (5, 5, 6):
+        main(["evaluate", str(run), "--num-traj", "3", "--seed", str(seed), "--output", str(tmp_path / "e.json")])
+        results.append(json.loads((tmp_path / "e.json").read_text())["per_task"])
+    assert results[0] == results[1] and results[0] != results[2]
+
+
+def test_python_dash_m_and_envs_listing():
+    result = subprocess.run([sys.executable, "-m", "rlmaml", "envs"], capture_output=True, text=True, check=True)
+    assert "rlmaml/Navigation2D-v0" in result.stdout
+
+
+def test_help_lists_commands():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0

@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from rlmaml.config import PRESETS, ConfigError, TrainConfig, load_config, read_config_file, resolve, save_config
+
+
+def test_precedence_preset_then_file_then_flags():
+    config = resolve("nav-paper", {"num_tasks": 7, "inner_lr": 0.2}, {"inner_lr": 0.3})
+    assert config.num_iterations == PRESETS["nav-paper"]["num_iterations"]
+    assert config.num_tasks == 7 and config.inner_lr == 0.3
+
+
+def test_paper_preset_matches_the_paper_navigation_settings():
+    config = resolve("nav-paper", {}, {})
+    assert (config.num_tasks, config.num_traj, config.horizon, config.hidden_sizes, config.activation,
+            config.max_kl, config.num_inner_steps) == (20, 20, 100, (100, 100), "relu", 0.01, 1)
+
+
+def test_round_trip_through_json(tmp_path):
+    config = resolve(None, {}, {"hidden_sizes": [32, 16], "env_kwargs": {"action_mode": "clip"}})
+    save_config(config, tmp_path / "config.json")
+    assert load_config(tmp_path / "config.json") == config
+
+
+def test_toml_file(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('num_tasks = 4\nhidden_sizes = [10]\n[env_kwargs]\naction_mode = "clip"\n')
+    config = resolve(None, read_config_file(path), {})
+    assert config.num_tasks == 4 and config.hidden_sizes == (10,) and config.env_kwargs == {"action_mode": "clip"}
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"num_tasks": -1}, "num_tasks must be a positive integer"),
+    ({"num_traj": 2.5}, "num_traj must be a positive integer"),
+    ({"horizon": 0}, "horizon"),
+    ({"max_kl": 0}, "max_kl must be positive"),
+    ({"hvp_task_fraction": 1.5}, "hvp_task_fraction"),
+    ({"activation": "gelu"}, "activation"),
+    ({"hidden_sizes": 100}, "hidden_sizes"),
+    ({"bogus": 1}, "unknown config field"),
+])
+def test_bad_values_raise_config_errors(values, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(None, values, {})
+
+
+def test_malformed_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match="malformed config file"):
+        read_config_file(bad)
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        read_config_file(tmp_path / "missing.json")
+    (tmp_path / "list.json").write_text(json.dumps([1, 2]))
+    with pytest.raises(ConfigError, match="object/table"):
+        read_config_file(tmp_path / "list.json")
+
+
+def test_inner_lrs_property():
+    assert TrainConfig(num_inner_steps=3, inner_lr=0.2).inner_lrs == [0.2, 0.2, 0.2]

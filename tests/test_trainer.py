@@ -1,0 +1,99 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from rlmaml.config import TrainConfig
+from rlmaml.runs import RunDir, load_checkpoint, read_metrics
+from rlmaml.trainer import Trainer
+
+TINY = dict(num_tasks=3, num_traj=4, horizon=10, hidden_sizes=(8,), num_iterations=4, num_eval_tasks=5, seed=3)
+TIMING = ("time_sampling", "time_update", "time_total")
+
+
+def _without_timing(records):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+def test_run_folder_holds_config_tasks_metrics_and_checkpoints(tmp_path):
+    trainer = Trainer.create(TrainConfig(**TINY), tmp_path / "run")
+    trainer.train(progress=False)
+    run = RunDir(tmp_path / "run")
+    assert json.loads(run.config.read_text())["num_tasks"] == 3
+    tasks = json.loads(run.test_tasks.read_text())
+    assert tasks["seed"] == 3 and len(tasks["tasks"]) == 5
+    records = read_metrics(run.metrics)
+    assert [r["iteration"] for r in records] == [0, 1, 2, 3]
+    assert load_checkpoint(run.checkpoint)["iteration"] == 4
+    assert load_checkpoint(run.best_checkpoint)["post_return"] == max(r["post_return"] for r in records)
+    assert not list(run.path.glob(".*tmp"))  # no leftover temporary files
+
+
+def test_same_seed_gives_same_metrics_and_other_seed_differs(tmp_path):
+    runs = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        trainer = Trainer.create(TrainConfig(**{**TINY, "seed": seed, "num_iterations": 2}), tmp_path / name)
+        trainer.train(progress=False)
+        runs.append(_without_timing(read_metrics(trainer.run.metrics)))
+    assert runs[0] == runs[1]
+    assert runs[0] != runs[2]
+
+
+def test_resume_after_interruption_continues_with_identical_metrics(tmp_path):
+    reference = Trainer.create(TrainConfig(**TINY), tmp_path / "reference")
+    reference.train(progress=False)
+
+    interrupted = Trainer.create(TrainConfig(**TINY), tmp_path / "interrupted")
+    original = interrupted.train_iteration
+    calls = []
+
+    def interrupt_on_third_call():
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original()
+
+    interrupted.train_iteration = interrupt_on_third_call
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train(progress=False)
+    assert load_checkpoint(interrupted.run.checkpoint)["iteration"] == 2
+
+    resumed = Trainer.resume(tmp_path / "interrupted")
+    assert resumed.iteration == 2
+    resumed.train(progress=False)
+    assert _without_timing(read_metrics(resumed.run.metrics)) == _without_timing(read_metrics(reference.run.metrics))
+    for name, value in reference.policy.state_dict().items():
+        assert torch.equal(value, resumed.policy.state_dict()[name])
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes_from_last_checkpoint(tmp_path):
+    args = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--seed", "3",
+            "--set", "num_eval_tasks=5", "--no-progress", "--no-evaluate"]
+    cli = [sys.executable, "-m", "rlmaml", "train"]
+    subprocess.run(cli + args + ["--num-iterations", "6", "--run-dir", str(tmp_path / "ref")], check=True,
+                   capture_output=True)
+    process = subprocess.Popen(cli + args + ["--num-iterations", "400", "--run-dir", str(tmp_path / "killed")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_metrics(metrics)) < 3:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = load_checkpoint(tmp_path / "killed" / "checkpoint.pt")["iteration"]
+    assert 3 <= done < 400
+    resumed = subprocess.run(cli + ["--resume", str(tmp_path / "killed"), "--num-iterations", str(done + 2),
+                                    "--no-progress", "--no-evaluate"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming {tmp_path / 'killed'} at iteration {done}" in resumed.stdout
+    killed_records = _without_timing(read_metrics(metrics))
+    assert [r["iteration"] for r in killed_records] == list(range(done + 2))
+    compared = min(6, done + 2)
+    reference = _without_timing(read_metrics(tmp_path / "ref" / "metrics.jsonl"))
+    assert killed_records[:compared] == reference[:compared]

@@ -1,0 +1,105 @@
+import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from rlmaml.optim import conjugate_gradient
+from rlmaml.trpo import MetaBatch, MetaTRPO, TRPOSettings
+
+from conftest import make_batch
+
+
+def test_conjugate_gradient_solves_spd_system():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(30, 30, generator=gen, dtype=torch.float64)
+    spd = a @ a.T + 0.5 * torch.eye(30, dtype=torch.float64)
+    b = torch.randn(30, generator=gen, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: spd @ v, b, iterations=60, tolerance=1e-20)
+    torch.testing.assert_close(x, torch.linalg.solve(spd, b), rtol=1e-6, atol=1e-8)
+
+
+def _meta_batch(seed=0, num_tasks=3):
+    policy, train = make_batch(num_tasks=num_tasks, num_traj=4, horizon=10, hidden_sizes=(6,), seed=seed)
+    _, valid = make_batch(num_tasks=num_tasks, num_traj=4, horizon=10, hidden_sizes=(6,), seed=seed + 10)
+    # the valid batch's actions stand for post-adaptation samples; any actions work for these checks
+    return policy, MetaBatch([train], valid)
+
+
+def _kl_gradient(meta, policy, meta_batch, old, vector):
+    vector_to_parameters(vector, policy.parameters())
+    mean, log_std = meta.distribution(policy.params(), meta_batch, create_graph=True)
+    _, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+    return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
+
+
+def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
+    policy, meta_batch = _meta_batch()
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(cg_damping=0.0))
+    params = policy.params()
+    mean, log_std = meta.distribution(params, meta_batch, create_graph=True)
+    old = (mean.detach(), log_std.detach())
+    hvp = meta._hessian_vector_product(params, meta_batch, old, create_graph=True)
+    theta = parameters_to_vector(policy.parameters()).detach().clone()
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1), dtype=theta.dtype)
+    exact = hvp(v)
+    eps = 1e-5
+    numeric = (_kl_gradient(meta, policy, meta_batch, old, theta + eps * v)
+               - _kl_gradient(meta, policy, meta_batch, old, theta - eps * v)) / (2 * eps)
+    torch.testing.assert_close(exact, numeric, rtol=1e-4, atol=1e-8)
+    # the KL Hessian at the old parameters is positive semi-definite
+    assert float(v @ exact) > 0
+
+
+def _kl_and_loss(meta, policy, meta_batch, old):
+    with torch.no_grad():
+        mean, log_std = meta.distribution(policy.params(), meta_batch, create_graph=False)
+        loss, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+    return float(loss), float(kl)
+
+
+def test_trpo_step_improves_surrogate_within_max_kl():
+    policy, meta_batch = _meta_batch(seed=2)
+    settings = TRPOSettings(max_kl=0.01)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
+    with torch.no_grad():
+        old = meta.distribution(policy.params(), meta_batch, create_graph=False)
+    loss_before, _ = _kl_and_loss(meta, policy, meta_batch, old)
+    stats = meta.step(meta_batch)
+    loss_after, kl_after = _kl_and_loss(meta, policy, meta_batch, old)
+    assert stats["step_accepted"] == 1.0
+    assert loss_after < loss_before
+    assert 0 < kl_after <= settings.max_kl
+    assert abs(stats["kl"] - kl_after) < 1e-9 and abs(stats["loss_after"] - loss_after) < 1e-9
+
+
+def test_trpo_restores_parameters_when_no_step_is_acceptable():
+    policy, meta_batch = _meta_batch(seed=3)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(max_kl=0.01, line_search_steps=4))
+    exact = meta.surrogate_and_kl
+    candidates = []
+
+    def kl_always_too_large(mean, log_std, old, valid):
+        loss, kl = exact(mean, log_std, old, valid)
+        if not torch.is_grad_enabled():  # a line-search candidate
+            candidates.append(parameters_to_vector(policy.parameters()).detach().clone())
+            return loss, kl + 1.0
+        return loss, kl
+
+    meta.surrogate_and_kl = kl_always_too_large
+    before = parameters_to_vector(policy.parameters()).detach().clone()
+    stats = meta.step(meta_batch)
+    assert stats["step_accepted"] == 0.0 and len(candidates) == 4
+    assert all(not torch.equal(c, before) for c in candidates)  # candidates really moved the parameters
+    assert torch.equal(parameters_to_vector(policy.parameters()).detach(), before)
+
+
+def test_hvp_on_a_task_subsample_uses_only_those_tasks():
+    policy, meta_batch = _meta_batch(seed=4, num_tasks=4)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(hvp_task_fraction=0.5))
+    params = policy.params()
+    mean, log_std = meta.distribution(params, meta_batch, create_graph=True)
+    old = (mean.detach(), log_std.detach())
+    v = torch.randn(parameters_to_vector(policy.parameters()).shape, dtype=torch.float64)
+    sub = meta._hessian_vector_product(params, meta_batch, old, True)(v)
+    first_two = MetaBatch([meta_batch.train[0].tasks(slice(0, 2))], meta_batch.valid.tasks(slice(0, 2)))
+    full_meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings())
+    expected = full_meta._hessian_vector_product(params, first_two, (old[0][:2], old[1][:2]), True)(v)
+    torch.testing.assert_close(sub, expected)

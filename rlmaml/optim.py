@@ -9,8 +9,11 @@ from torch import Tensor
 
 
 def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations: int = 10,
-                       tolerance: float = 1e-10) -> Tensor:
-    """Approximately solve A x = b for symmetric positive-definite A given as ``matvec``; b [D]."""
+                       tolerance: float = 1e-10) -> tuple[Tensor, Tensor]:
+    """Approximately solve A x = b for symmetric positive-definite A given as ``matvec``; b [D].
+
+    Returns ``x`` and ``A x`` (as ``b - residual``, so callers need no extra product).
+    """
     x = torch.zeros_like(b)
     residual = b.clone()
     direction = b.clone()
@@ -25,4 +28,4 @@ def conjugate_gradient(matvec: Callable[[Tensor], Tensor], b: Tensor, iterations
         rr_new = residual @ residual
         direction = residual + (rr_new / rr) * direction
         rr = rr_new
-    return x
+    return x, b - residual

@@ -82,8 +82,8 @@ class MetaTRPO:
         grad = parameters_to_vector(torch.autograd.grad(loss, param_list))
 
         hvp = self._hessian_vector_product(params, meta_batch, old, create_graph)
-        direction = conjugate_gradient(hvp, grad, s.cg_iterations)
-        shs = 0.5 * direction @ hvp(direction)
+        direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
+        shs = 0.5 * direction @ h_direction
         full_step = direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12))
 
         old_vector = parameters_to_vector(param_list).detach()

@@ -12,8 +12,12 @@ def test_conjugate_gradient_solves_spd_system():
     a = torch.randn(30, 30, generator=gen, dtype=torch.float64)
     spd = a @ a.T + 0.5 * torch.eye(30, dtype=torch.float64)
     b = torch.randn(30, generator=gen, dtype=torch.float64)
-    x = conjugate_gradient(lambda v: spd @ v, b, iterations=60, tolerance=1e-20)
+    x, ax = conjugate_gradient(lambda v: spd @ v, b, iterations=60, tolerance=1e-20)
     torch.testing.assert_close(x, torch.linalg.solve(spd, b), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(ax, spd @ x)
+    # with few iterations the returned product is still A x for the returned x
+    x, ax = conjugate_gradient(lambda v: spd @ v, b, iterations=3)
+    torch.testing.assert_close(ax, spd @ x)
 
 
 def _meta_batch(seed=0, num_tasks=3):

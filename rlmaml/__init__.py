@@ -3,10 +3,32 @@
 Importing the package registers its task families in the Gymnasium namespace ``rlmaml``.
 """
 
-from rlmaml import envs as envs  # registers rlmaml/... ids with Gymnasium
-from rlmaml.config import TrainConfig
-from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.sampling import TaskSampler
+import importlib.util
+import sys
+from pathlib import Path
+
+
+def _map_source_envs() -> None:
+    """In a source checkout (``python -m rlmaml`` from the repository root) the task families sit
+    in ``../envs`` rather than in the package; map them to ``rlmaml.envs`` as the build does."""
+    if importlib.util.find_spec("rlmaml.envs") is not None:
+        return
+    folder = Path(__file__).resolve().parent.parent / "envs"
+    spec = importlib.util.spec_from_file_location("rlmaml.envs", folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    if spec is None or spec.loader is None:
+        raise ImportError(f"rlmaml.envs is neither installed nor at {folder}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["rlmaml.envs"] = module
+    spec.loader.exec_module(module)
+
+
+_map_source_envs()
+
+from rlmaml import envs as envs  # noqa: E402  (registers rlmaml/... ids with Gymnasium)
+from rlmaml.config import TrainConfig  # noqa: E402
+from rlmaml.policy import GaussianMLPPolicy  # noqa: E402
+from rlmaml.sampling import TaskSampler  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["GaussianMLPPolicy", "TaskSampler", "TrainConfig", "__version__", "envs"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -63,6 +64,10 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.config or args.preset or args.set or args.run_dir:
@@ -78,6 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"Training {config.env_id}: {config.num_iterations} meta-iterations, {config.num_tasks} tasks x "
               f"{config.num_traj} trajectories, {config.num_inner_steps} inner step(s); run folder {run_dir}")
     run = trainer.run
+    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill checkpoints like Ctrl-C
     try:
         trainer.train(progress=not args.no_progress)
     except KeyboardInterrupt:

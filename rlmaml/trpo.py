@@ -21,6 +21,11 @@ from rlmaml.optim import conjugate_gradient
 from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 
 
+def flat(tensors: Sequence[Tensor]) -> Tensor:
+    """Concatenate tensors of any layout (gradients may be non-contiguous) into one vector [D]."""
+    return torch.cat([t.reshape(-1) for t in tensors])
+
+
 @dataclass(frozen=True)
 class TRPOSettings:
     """Outer-loop TRPO settings (see TrainConfig for their meaning)."""
@@ -79,7 +84,7 @@ class MetaTRPO:
         mean, log_std = self.distribution(params, meta_batch, create_graph)
         old = (mean.detach(), log_std.detach())
         loss, _ = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
-        grad = parameters_to_vector(torch.autograd.grad(loss, param_list))
+        grad = flat(torch.autograd.grad(loss, param_list))
 
         hvp = self._hessian_vector_product(params, meta_batch, old, create_graph)
         direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
@@ -119,10 +124,10 @@ class MetaTRPO:
         param_list = list(params.values())
         mean, log_std = self.distribution(params, meta_batch, create_graph)
         _, kl = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
-        kl_grad = parameters_to_vector(torch.autograd.grad(kl, param_list, create_graph=True))
+        kl_grad = flat(torch.autograd.grad(kl, param_list, create_graph=True))
 
         def product(vector: Tensor) -> Tensor:
             hv = torch.autograd.grad(kl_grad @ vector, param_list, retain_graph=True)
-            return parameters_to_vector(hv) + s.cg_damping * vector
+            return flat(hv) + s.cg_damping * vector
 
         return product

@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,8 +56,11 @@ def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):
     assert results[0] == results[1] and results[0] != results[2]
 
 
-def test_python_dash_m_and_envs_listing():
-    result = subprocess.run([sys.executable, "-m", "rlmaml", "envs"], capture_output=True, text=True, check=True)
+@pytest.mark.parametrize("where", ["repository root (source checkout)", "elsewhere (installed package)"])
+def test_python_dash_m_and_envs_listing(where, tmp_path):
+    cwd = Path(__file__).resolve().parent.parent if where.startswith("repository") else tmp_path
+    result = subprocess.run([sys.executable, "-m", "rlmaml", "envs"], capture_output=True, text=True, cwd=cwd)
+    assert result.returncode == 0, result.stderr
     assert "rlmaml/Navigation2D-v0" in result.stdout
 
 

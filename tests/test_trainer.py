@@ -97,3 +97,24 @@ def test_run_killed_with_sigkill_resumes_from_last_checkpoint(tmp_path):
     compared = min(6, done + 2)
     reference = _without_timing(read_metrics(tmp_path / "ref" / "metrics.jsonl"))
     assert killed_records[:compared] == reference[:compared]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signum):
+    run = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rlmaml", "train", "--num-tasks", "3", "--num-traj", "4", "--horizon", "10",
+         "--hidden-sizes", "8", "--num-iterations", "100000", "--set", "checkpoint_every=1000",
+         "--run-dir", str(run), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_metrics(run / "metrics.jsonl")) < 3:
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert f"Continue with: rlmaml train --resume {run}" in err and "Traceback" not in err
+    # checkpoint_every=1000 means only Ctrl-C can have written this checkpoint past iteration 0
+    done = load_checkpoint(run / "checkpoint.pt")["iteration"]
+    assert done >= 3 and len(read_metrics(run / "metrics.jsonl")) == done

@@ -59,7 +59,7 @@ def main() -> None:
           f"torch {torch.__version__}, rlmaml {rlmaml.__version__}")
     print(f"preset {args.preset} {overrides or ''}: {config.num_tasks} tasks x {config.num_traj} traj x "
           f"horizon {trainer.sampler.horizon}, {config.cg_iterations} CG iterations, "
-          f"hvp_task_fraction {config.hvp_task_fraction}")
+          f"hvp_traj_fraction {config.hvp_traj_fraction}")
     print(f"median seconds per meta-iteration over {len(timed)} (after {args.warmup} warm-up): "
           f"{median['time_total']:.3f}  (sampling + advantages {median['time_sampling']:.3f}, "
           f"TRPO meta-update {median['time_update']:.3f})")

@@ -59,5 +59,9 @@ class Batch:
         """The sub-batch of the selected tasks."""
         return Batch(**{name: getattr(self, name)[index] for name in FIELDS})
 
+    def trajectories(self, index: Tensor | slice) -> "Batch":
+        """The sub-batch of the selected trajectories of every task."""
+        return Batch(**{name: getattr(self, name)[:, index] for name in FIELDS})
+
 
 FIELDS = ("observations", "actions", "rewards", "mask", "log_probs", "advantages")

@@ -32,7 +32,7 @@ TRAIN_FLAGS: list[tuple[str, str, type]] = [
     ("--num-inner-steps", "num_inner_steps", int),
     ("--inner-lr", "inner_lr", float),
     ("--max-kl", "max_kl", float),
-    ("--hvp-task-fraction", "hvp_task_fraction", float),
+    ("--hvp-traj-fraction", "hvp_traj_fraction", float),
     ("--seed", "seed", int),
 ]
 

@@ -58,8 +58,8 @@ class TrainConfig:
     """Backtracking factor of the TRPO line search."""
     line_search_steps: int = 15
     """Maximum backtracking steps before the update is rejected."""
-    hvp_task_fraction: float = 1.0
-    """Fraction of the tasks whose KL enters the Hessian-vector products (1.0: all of them)."""
+    hvp_traj_fraction: float = 1.0
+    """Fraction of each task's trajectories used for the CG Hessian-vector products (1.0: all)."""
     seed: int = 0
     """Root seed: training tasks, held-out tasks, env seeds and policy noise are spawned from it."""
     num_eval_tasks: int = 40
@@ -81,8 +81,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         if not 0 < self.line_search_ratio < 1:
             raise ConfigError(f"line_search_ratio must be in (0, 1), got {self.line_search_ratio!r}")
-        if not 0 < self.hvp_task_fraction <= 1:
-            raise ConfigError(f"hvp_task_fraction must be in (0, 1], got {self.hvp_task_fraction!r}")
+        if not 0 < self.hvp_traj_fraction <= 1:
+            raise ConfigError(f"hvp_traj_fraction must be in (0, 1], got {self.hvp_traj_fraction!r}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ConfigError("gamma and gae_lambda must be in [0, 1]")
         if self.activation not in ("relu", "tanh"):
@@ -98,7 +98,7 @@ class TrainConfig:
     @property
     def trpo(self) -> TRPOSettings:
         return TRPOSettings(self.max_kl, self.cg_iterations, self.cg_damping, self.line_search_ratio,
-                            self.line_search_steps, self.hvp_task_fraction)
+                            self.line_search_steps, self.hvp_traj_fraction)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,14 +111,15 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 NAV_PAPER: dict[str, Any] = dict(num_tasks=20, num_traj=20, horizon=100, hidden_sizes=(100, 100), activation="relu",
                                  init_std=1.0, inner_lr=0.1, num_inner_steps=1, max_kl=0.01, cg_iterations=10,
-                                 hvp_task_fraction=0.2, num_iterations=300)
+                                 hvp_traj_fraction=0.2, num_iterations=300)
 PRESETS: dict[str, dict[str, Any]] = {
     "nav-paper": NAV_PAPER,
     "nav-quick": {**NAV_PAPER, "num_iterations": 50},
 }
 """Named starting points. ``nav-paper``: the paper's 2D-navigation settings (20 tasks x 20
 trajectories, horizon 100, 2x100 ReLU, inner step 0.1, TRPO max KL 0.01, 10 CG iterations), with
-the CG curvature measured on 20% of the tasks for speed (set ``hvp_task_fraction=1`` for all).
+the CG curvature measured on 20% of each task's trajectories for speed (``hvp_traj_fraction=1``
+for all of them).
 ``nav-quick``: the same for 50 meta-iterations, the default of ``rlmaml train``."""
 DEFAULT_PRESET = "nav-quick"
 

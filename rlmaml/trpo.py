@@ -35,7 +35,7 @@ class TRPOSettings:
     cg_damping: float = 1e-5
     line_search_ratio: float = 0.5
     line_search_steps: int = 15
-    hvp_task_fraction: float = 1.0
+    hvp_traj_fraction: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class MetaTRPO:
         loss, _ = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
         grad = flat(torch.autograd.grad(loss, param_list))
 
-        hvp = self._hessian_vector_product(params, meta_batch, old, create_graph)
+        hvp = self._hessian_vector_product(params, meta_batch, create_graph)
         direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
         shs = 0.5 * direction @ h_direction
         full_step = direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12))
@@ -107,23 +107,22 @@ class MetaTRPO:
         return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
                 "line_search_steps": s.line_search_steps, "step_accepted": 0.0}
 
-    def _hessian_vector_product(self, params: Params, meta_batch: MetaBatch, old: tuple[Tensor, Tensor],
-                                create_graph: bool):
-        """v -> (H + damping I) v, H the Hessian of the mean KL w.r.t. the meta-parameters.
+    def _hessian_vector_product(self, params: Params, meta_batch: MetaBatch, create_graph: bool):
+        """v -> (H + damping I) v, H the Hessian of the mean KL w.r.t. the meta-parameters at the
+        current parameters, through the inner adaptation.
 
-        With ``hvp_task_fraction`` < 1 the KL is taken over the first tasks only (the tasks are
-        drawn i.i.d., so that is a random subsample).
+        With ``hvp_traj_fraction`` < 1 the KL (and the adaptation inside it) uses only the first
+        trajectories of every task (trajectories are i.i.d., so that is a random subsample).
         """
         s = self.settings
-        num_tasks = meta_batch.valid.num_tasks
-        used = max(1, round(s.hvp_task_fraction * num_tasks))
-        if used < num_tasks:
-            meta_batch = MetaBatch([b.tasks(slice(0, used)) for b in meta_batch.train],
-                                   meta_batch.valid.tasks(slice(0, used)))
-            old = (old[0][:used], old[1][:used])
+        used = max(1, round(s.hvp_traj_fraction * meta_batch.valid.num_traj))
+        if used < meta_batch.valid.num_traj:
+            meta_batch = MetaBatch([b.trajectories(slice(0, used)) for b in meta_batch.train],
+                                   meta_batch.valid.trajectories(slice(0, used)))
         param_list = list(params.values())
         mean, log_std = self.distribution(params, meta_batch, create_graph)
-        _, kl = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+        # KL to the current (detached) distribution: value and gradient are 0 here, Hessian is not
+        _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), meta_batch.valid)
         kl_grad = flat(torch.autograd.grad(kl, param_list, create_graph=True))
 
         def product(vector: Tensor) -> Tensor:

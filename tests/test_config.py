@@ -35,7 +35,7 @@ def test_toml_file(tmp_path):
     ({"num_traj": 2.5}, "num_traj must be a positive integer"),
     ({"horizon": 0}, "horizon"),
     ({"max_kl": 0}, "max_kl must be positive"),
-    ({"hvp_task_fraction": 1.5}, "hvp_task_fraction"),
+    ({"hvp_traj_fraction": 1.5}, "hvp_traj_fraction"),
     ({"activation": "gelu"}, "activation"),
     ({"hidden_sizes": 100}, "hidden_sizes"),
     ({"bogus": 1}, "unknown config field"),

@@ -115,6 +115,8 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signu
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130
     assert f"Continue with: rlmaml train --resume {run}" in err and "Traceback" not in err
-    # checkpoint_every=1000 means only Ctrl-C can have written this checkpoint past iteration 0
+    # checkpoint_every=1000 means only the signal handler can have written this checkpoint past
+    # iteration 0. The signal may land after an iteration's metrics line but before its checkpoint;
+    # resume then drops that line (see the SIGKILL test).
     done = load_checkpoint(run / "checkpoint.pt")["iteration"]
-    assert done >= 3 and len(read_metrics(run / "metrics.jsonl")) == done
+    assert done >= 2 and len(read_metrics(run / "metrics.jsonl")) in (done, done + 1)

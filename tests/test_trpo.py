@@ -38,9 +38,9 @@ def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
     policy, meta_batch = _meta_batch()
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(cg_damping=0.0))
     params = policy.params()
-    mean, log_std = meta.distribution(params, meta_batch, create_graph=True)
-    old = (mean.detach(), log_std.detach())
-    hvp = meta._hessian_vector_product(params, meta_batch, old, create_graph=True)
+    with torch.no_grad():
+        old = meta.distribution(params, meta_batch, create_graph=False)
+    hvp = meta._hessian_vector_product(params, meta_batch, create_graph=True)
     theta = parameters_to_vector(policy.parameters()).detach().clone()
     v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1), dtype=theta.dtype)
     exact = hvp(v)
@@ -95,15 +95,19 @@ def test_trpo_restores_parameters_when_no_step_is_acceptable():
     assert torch.equal(parameters_to_vector(policy.parameters()).detach(), before)
 
 
-def test_hvp_on_a_task_subsample_uses_only_those_tasks():
-    policy, meta_batch = _meta_batch(seed=4, num_tasks=4)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(hvp_task_fraction=0.5))
+def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
+    policy, meta_batch = _meta_batch(seed=4, num_tasks=3)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(hvp_traj_fraction=0.5, cg_damping=0.0))
     params = policy.params()
-    mean, log_std = meta.distribution(params, meta_batch, create_graph=True)
-    old = (mean.detach(), log_std.detach())
     v = torch.randn(parameters_to_vector(policy.parameters()).shape, dtype=torch.float64)
-    sub = meta._hessian_vector_product(params, meta_batch, old, True)(v)
-    first_two = MetaBatch([meta_batch.train[0].tasks(slice(0, 2))], meta_batch.valid.tasks(slice(0, 2)))
-    full_meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings())
-    expected = full_meta._hessian_vector_product(params, first_two, (old[0][:2], old[1][:2]), True)(v)
-    torch.testing.assert_close(sub, expected)
+    sub = meta._hessian_vector_product(params, meta_batch, True)(v)
+    first_half = MetaBatch([meta_batch.train[0].trajectories(slice(0, 2))], meta_batch.valid.trajectories(slice(0, 2)))
+    with torch.no_grad():
+        old = meta.distribution(params, first_half, create_graph=False)
+    theta = parameters_to_vector(policy.parameters()).detach().clone()
+    eps = 1e-5
+    numeric = (_kl_gradient(meta, policy, first_half, old, theta + eps * v)
+               - _kl_gradient(meta, policy, first_half, old, theta - eps * v)) / (2 * eps)
+    torch.testing.assert_close(sub, numeric, rtol=1e-4, atol=1e-8)
+    meta.settings = TRPOSettings(cg_damping=0.0)
+    assert not torch.allclose(sub, meta._hessian_vector_product(params, meta_batch, True)(v))

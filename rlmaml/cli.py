@@ -107,9 +107,9 @@ def evaluate_run(run: RunDir, num_steps: int, num_traj: int, inner_lr: float | N
     """Evaluate a run on its held-out tasks, print the table and write it as JSON."""
     run.require("config", "test_tasks", "checkpoint")
     config = load_config(run.config)
-    checkpoint_path = run.checkpoint if which == "final" else run.best_checkpoint
+    checkpoint_path = _checkpoint_path(run, which)
     if not checkpoint_path.is_file():
-        raise RunError(f"{run.path} has no {checkpoint_path.name} yet")
+        raise RunError(f"{run.path} has no {checkpoint_path.relative_to(run.path)}")
     state = load_checkpoint(checkpoint_path)
     trainer = Trainer(config, run)
     trainer.policy.load_state_dict(state["policy"])
@@ -124,7 +124,8 @@ def evaluate_run(run: RunDir, num_steps: int, num_traj: int, inner_lr: float | N
     returns = adaptation_returns(trainer.policy, trainer.sampler, tasks, num_traj, lrs, config.gamma,
                                  config.gae_lambda, generator, seed_rng)
     rows = summarize(returns)
-    print(f"{config.env_id}, {which} iterate (iteration {state['iteration']}), {len(tasks)} held-out tasks x "
+    label = "snapshot" if which.isdigit() else f"{which} iterate"
+    print(f"{config.env_id}, {label} (iteration {state['iteration']}), {len(tasks)} held-out tasks x "
           f"{num_traj} trajectories, step sizes {', '.join(f'{lr:g}' for lr in lrs)}")
     print(f"{'steps':>5}  {'mean return':>12}  {'std. error':>10}")
     for row in rows:
@@ -133,6 +134,17 @@ def evaluate_run(run: RunDir, num_steps: int, num_traj: int, inner_lr: float | N
                 "step_sizes": lrs, "summary": rows, "per_task": returns.T.tolist()},
                output or run.evaluation)
     return rows
+
+
+def _checkpoint_path(run: RunDir, which: str) -> Path:
+    """``final``, ``best``, or an iteration number kept by ``snapshot_every``."""
+    if which == "final":
+        return run.checkpoint
+    if which == "best":
+        return run.best_checkpoint
+    if which.isdigit():
+        return run.snapshot(int(which))
+    raise ConfigError(f"--checkpoint must be final, best or an iteration number, got {which!r}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -181,8 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--inner-lr", type=float, help="first step size (default: the run's inner_lr)")
     evaluate.add_argument("--later-lr-factor", type=float, default=0.5,
                           help="step size of later steps as a fraction of the first (default 0.5)")
-    evaluate.add_argument("--checkpoint", choices=("final", "best"), default="final",
-                          help="final iterate, or the one with the best post-adaptation training return")
+    evaluate.add_argument("--checkpoint", default="final", metavar="{final,best,N}",
+                          help="final iterate, the one with the best post-adaptation training return, or "
+                               "iteration N (kept with snapshot_every)")
     evaluate.add_argument("--num-tasks", type=int, help="use only the first N held-out tasks")
     evaluate.add_argument("--seed", type=int, help="evaluation seed (default: the run's seed)")
     evaluate.add_argument("--output", type=Path, help="JSON output (default RUN_DIR/evaluation.json)")

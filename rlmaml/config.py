@@ -66,6 +66,8 @@ class TrainConfig:
     """Held-out test tasks drawn (from their own stream) and recorded with the run."""
     checkpoint_every: int = 1
     """Write a checkpoint every this many meta-iterations (and always at the end or on Ctrl-C)."""
+    snapshot_every: int = 0
+    """Also keep the policy every this many meta-iterations in ``snapshots/`` (0: never)."""
 
     def __post_init__(self) -> None:
         positive = ("num_tasks", "num_traj", "num_iterations", "num_inner_steps", "cg_iterations",
@@ -74,6 +76,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
+            raise ConfigError(f"snapshot_every must be a non-negative integer, got {self.snapshot_every!r}")
         if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
             raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
         for name in ("inner_lr", "max_kl", "init_std"):

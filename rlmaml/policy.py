@@ -73,6 +73,12 @@ def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
     return (-0.5 * z * z - log_std - 0.5 * LOG_2PI).sum(-1)
 
 
+def standard_normal_log_prob(noise: Tensor, log_std: Tensor) -> Tensor:
+    """Log-density of ``mean + exp(log_std) * noise`` under N(mean, exp(log_std)^2), summed over
+    the last axis: the same as :func:`gaussian_log_prob` without recomputing the z-score."""
+    return (-0.5 * noise * noise - log_std - 0.5 * LOG_2PI).sum(-1)
+
+
 def gaussian_kl(old_mean: Tensor, old_log_std: Tensor, mean: Tensor, log_std: Tensor) -> Tensor:
     """KL(old || new) of diagonal Gaussians, summed over the last (action) axis; shapes broadcast."""
     var_ratio = torch.exp(2.0 * (old_log_std - log_std))

@@ -38,6 +38,10 @@ class RunDir:
     def best_checkpoint(self) -> Path:
         return self.path / "best.pt"
 
+    def snapshot(self, iteration: int) -> Path:
+        """The policy kept after ``iteration`` meta-iterations (see ``snapshot_every``)."""
+        return self.path / "snapshots" / f"iteration-{iteration:05d}.pt"
+
     @property
     def test_tasks(self) -> Path:
         return self.path / "test_tasks.json"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from rlmaml.batch import Batch
-from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_log_prob
+from rlmaml.policy import GaussianMLPPolicy, Params, standard_normal_log_prob
 from rlmaml.tasks import Task, task_env
 
 
@@ -114,7 +114,7 @@ class TaskSampler:
             noise = torch.randn(mean.shape, generator=generator, dtype=dtype)
             action = mean + torch.exp(log_std) * noise
             actions[:, :, t] = action
-            log_probs[:, :, t] = gaussian_log_prob(mean, log_std, action)
+            log_probs[:, :, t] = standard_normal_log_prob(noise, log_std)
             next_obs, reward, terminated, truncated = env.step(action.view(num_envs, -1).numpy())
             mask[alive, t] = 1.0
             rewards[alive, t] = reward[alive]

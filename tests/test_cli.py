@@ -44,6 +44,16 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert [row["step"] for row in result["summary"]] == [0, 1, 2]
     assert result["step_sizes"] == [0.1, 0.05] and len(result["per_task"]) == 4
     assert "already holds a run" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
+    assert "has no snapshots/iteration-00001.pt" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"])
+    assert "final, best or an iteration" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "x"])
+
+
+def test_snapshots_are_kept_and_evaluated(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--set", "snapshot_every=1", "--run-dir", str(run), "--no-evaluate"]) == 0
+    assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["iteration-00001.pt", "iteration-00002.pt"]
+    assert main(["evaluate", str(run), "--checkpoint", "1", "--num-traj", "2", "--num-steps", "1"]) == 0
+    assert "snapshot (iteration 1)" in capsys.readouterr().out
 
 
 def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):

@@ -13,10 +13,9 @@ from typing import Any, Sequence
 import gymnasium as gym
 
 from rlmaml import envs as rlmaml_envs
-from rlmaml.config import DEFAULT_PRESET, FIELDS, PRESETS, ConfigError, load_config, read_config_file, resolve
-from rlmaml.evaluation import adaptation_returns, step_sizes, summarize
-from rlmaml.runs import RunDir, RunError, load_checkpoint, read_json, read_metrics, write_json
-from rlmaml.seeding import evaluation_streams
+from rlmaml.config import DEFAULT_PRESET, FIELDS, PRESETS, ConfigError, read_config_file, resolve
+from rlmaml.evaluation import evaluate_checkpoint
+from rlmaml.runs import RunDir, RunError, read_metrics, write_json
 from rlmaml.tasks import TaskProtocolError
 from rlmaml.trainer import Trainer
 
@@ -103,48 +102,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def evaluate_run(run: RunDir, num_steps: int, num_traj: int, inner_lr: float | None = None,
                  later_factor: float = 0.5, which: str = "final", seed: int | None = None,
-                 num_tasks: int | None = None, output: Path | None = None) -> list[dict[str, float]]:
-    """Evaluate a run on its held-out tasks, print the table and write it as JSON."""
-    run.require("config", "test_tasks", "checkpoint")
-    config = load_config(run.config)
-    checkpoint_path = _checkpoint_path(run, which)
-    if not checkpoint_path.is_file():
-        raise RunError(f"{run.path} has no {checkpoint_path.relative_to(run.path)}")
-    state = load_checkpoint(checkpoint_path)
-    trainer = Trainer(config, run)
-    trainer.policy.load_state_dict(state["policy"])
-    tasks = read_json(run.test_tasks)["tasks"]
-    if num_tasks is not None:
-        if not 1 <= num_tasks <= len(tasks):
-            raise ConfigError(f"--num-tasks must be between 1 and {len(tasks)} (the recorded held-out tasks)")
-        tasks = tasks[:num_tasks]
-    lrs = step_sizes(config.inner_lr if inner_lr is None else inner_lr, num_steps, later_factor)
-    seed = config.seed if seed is None else seed
-    generator, seed_rng = evaluation_streams(seed)
-    returns = adaptation_returns(trainer.policy, trainer.sampler, tasks, num_traj, lrs, config.gamma,
-                                 config.gae_lambda, generator, seed_rng)
-    rows = summarize(returns)
+                 num_tasks: int | None = None, output: Path | None = None) -> dict[str, Any]:
+    """Evaluate a run on its held-out tasks, print the table and write the result as JSON."""
+    result = evaluate_checkpoint(run, which, num_steps, num_traj, inner_lr, later_factor, seed, num_tasks)
     label = "snapshot" if which.isdigit() else f"{which} iterate"
-    print(f"{config.env_id}, {label} (iteration {state['iteration']}), {len(tasks)} held-out tasks x "
-          f"{num_traj} trajectories, step sizes {', '.join(f'{lr:g}' for lr in lrs)}")
+    print(f"{result['env_id']}, {label} (iteration {result['iteration']}), {len(result['per_task'])} held-out "
+          f"tasks x {num_traj} trajectories, step sizes {', '.join(f'{lr:g}' for lr in result['step_sizes'])}")
     print(f"{'steps':>5}  {'mean return':>12}  {'std. error':>10}")
-    for row in rows:
+    for row in result["summary"]:
         print(f"{row['step']:>5}  {row['mean']:>12.2f}  {row['stderr']:>10.2f}")
-    write_json({"checkpoint": which, "iteration": state["iteration"], "seed": seed, "num_traj": num_traj,
-                "step_sizes": lrs, "summary": rows, "per_task": returns.T.tolist()},
-               output or run.evaluation)
-    return rows
-
-
-def _checkpoint_path(run: RunDir, which: str) -> Path:
-    """``final``, ``best``, or an iteration number kept by ``snapshot_every``."""
-    if which == "final":
-        return run.checkpoint
-    if which == "best":
-        return run.best_checkpoint
-    if which.isdigit():
-        return run.snapshot(int(which))
-    raise ConfigError(f"--checkpoint must be final, best or an iteration number, got {which!r}")
+    write_json(result, output or run.evaluation)
+    return result
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

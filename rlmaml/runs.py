@@ -38,6 +38,16 @@ class RunDir:
     def best_checkpoint(self) -> Path:
         return self.path / "best.pt"
 
+    def checkpoint_for(self, which: str) -> Path:
+        """The checkpoint called ``final``, ``best``, or an iteration number kept by ``snapshot_every``."""
+        if which == "final":
+            return self.checkpoint
+        if which == "best":
+            return self.best_checkpoint
+        if which.isdigit():
+            return self.snapshot(int(which))
+        raise RunError(f"--checkpoint must be final, best or an iteration number, got {which!r}")
+
     def snapshot(self, iteration: int) -> Path:
         """The policy kept after ``iteration`` meta-iterations (see ``snapshot_every``)."""
         return self.path / "snapshots" / f"iteration-{iteration:05d}.pt"

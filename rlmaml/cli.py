@@ -69,7 +69,8 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
-        if args.config or args.preset or args.set or args.run_dir:
+        changed = set(_train_overrides(args)) - {"num_iterations"}
+        if args.config or args.preset or args.run_dir or changed:
             raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
         trainer = Trainer.resume(args.resume, args.num_iterations)
         print(f"Resuming {args.resume} at iteration {trainer.iteration} of {trainer.config.num_iterations}")

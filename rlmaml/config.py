@@ -83,6 +83,8 @@ class TrainConfig:
         for name in ("inner_lr", "max_kl", "init_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not self.cg_damping >= 0:
+            raise ConfigError(f"cg_damping must be non-negative, got {self.cg_damping!r}")
         if not 0 < self.line_search_ratio < 1:
             raise ConfigError(f"line_search_ratio must be in (0, 1), got {self.line_search_ratio!r}")
         if not 0 < self.hvp_traj_fraction <= 1:

@@ -28,14 +28,15 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
 
 @dataclass(frozen=True)
 class TRPOSettings:
-    """Outer-loop TRPO settings (see TrainConfig for their meaning)."""
+    """Outer-loop TRPO settings; TrainConfig.trpo builds them and documents each field's meaning
+    and default."""
 
-    max_kl: float = 0.01
-    cg_iterations: int = 10
-    cg_damping: float = 1e-5
-    line_search_ratio: float = 0.5
-    line_search_steps: int = 15
-    hvp_traj_fraction: float = 1.0
+    max_kl: float
+    cg_iterations: int
+    cg_damping: float
+    line_search_ratio: float
+    line_search_steps: int
+    hvp_traj_fraction: float
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "malformed config file" in _one_line_error(capsys, ["train", "--config", str(tmp_path / "bad.toml")])
     assert "does not exist" in _one_line_error(capsys, ["evaluate", str(tmp_path / "missing")])
     assert "does not exist" in _one_line_error(capsys, ["train", "--resume", str(tmp_path / "missing")])
+    assert "only --num-iterations" in _one_line_error(capsys, ["train", "--resume", str(tmp_path), "--num-tasks", "3"])
     assert "rlmaml task protocol" in _one_line_error(capsys, ["train", "--env", "CartPole-v1"])
     assert "FIELD=VALUE" in _one_line_error(capsys, ["train", "--set", "nonsense"])
     assert "--num-steps" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--num-steps", "-1"])

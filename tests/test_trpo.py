@@ -2,9 +2,15 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.optim import conjugate_gradient
+from rlmaml.config import TrainConfig
 from rlmaml.trpo import MetaBatch, MetaTRPO, TRPOSettings
 
 from conftest import make_batch
+
+
+def _settings(**changes) -> TRPOSettings:
+    """TRPO settings with the library defaults except ``changes``."""
+    return TrainConfig(**changes).trpo
 
 
 def test_conjugate_gradient_solves_spd_system():
@@ -36,7 +42,7 @@ def _kl_gradient(meta, policy, meta_batch, old, vector):
 
 def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
     policy, meta_batch = _meta_batch()
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(cg_damping=0.0))
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(cg_damping=0.0))
     params = policy.params()
     with torch.no_grad():
         old = meta.distribution(params, meta_batch, create_graph=False)
@@ -61,7 +67,7 @@ def _kl_and_loss(meta, policy, meta_batch, old):
 
 def test_trpo_step_improves_surrogate_within_max_kl():
     policy, meta_batch = _meta_batch(seed=2)
-    settings = TRPOSettings(max_kl=0.01)
+    settings = _settings(max_kl=0.01)
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
     with torch.no_grad():
         old = meta.distribution(policy.params(), meta_batch, create_graph=False)
@@ -76,7 +82,7 @@ def test_trpo_step_improves_surrogate_within_max_kl():
 
 def test_trpo_restores_parameters_when_no_step_is_acceptable():
     policy, meta_batch = _meta_batch(seed=3)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(max_kl=0.01, line_search_steps=4))
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(max_kl=0.01, line_search_steps=4))
     exact = meta.surrogate_and_kl
     candidates = []
 
@@ -97,7 +103,7 @@ def test_trpo_restores_parameters_when_no_step_is_acceptable():
 
 def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     policy, meta_batch = _meta_batch(seed=4, num_tasks=3)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=TRPOSettings(hvp_traj_fraction=0.5, cg_damping=0.0))
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(hvp_traj_fraction=0.5, cg_damping=0.0))
     params = policy.params()
     v = torch.randn(parameters_to_vector(policy.parameters()).shape, dtype=torch.float64)
     sub = meta._hessian_vector_product(params, meta_batch, True)(v)
@@ -109,5 +115,5 @@ def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     numeric = (_kl_gradient(meta, policy, first_half, old, theta + eps * v)
                - _kl_gradient(meta, policy, first_half, old, theta - eps * v)) / (2 * eps)
     torch.testing.assert_close(sub, numeric, rtol=1e-4, atol=1e-8)
-    meta.settings = TRPOSettings(cg_damping=0.0)
+    meta.settings = _settings(cg_damping=0.0)
     assert not torch.allclose(sub, meta._hessian_vector_product(params, meta_batch, True)(v))

@@ -7,8 +7,13 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+import numpy as np
+
+from rlmaml.advantages import with_advantages
 from rlmaml.batch import Batch
 from rlmaml.policy import GaussianMLPPolicy, Params, per_task_params
+from rlmaml.sampling import TaskSampler
+from rlmaml.tasks import Task
 
 
 def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
@@ -57,3 +62,18 @@ def adapt(policy: GaussianMLPPolicy, params: Params, batches: Sequence[Batch], l
 def detached(params: Params) -> Params:
     """Parameters cut from the graph (for sampling with adapted parameters)."""
     return {name: p.detach() for name, p in params.items()}
+
+
+def sample_adaptation_batches(sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: Sequence[Task], num_traj: int,
+                              lrs: Sequence[float], gamma: float, gae_lambda: float, generator: torch.Generator,
+                              seed_rng: np.random.Generator) -> list[Batch]:
+    """``len(lrs) + 1`` batches with advantages: batch k is sampled NEW after k inner steps, and
+    inner step k adapts (first order, no graph) on batch k with ``lrs[k]``."""
+    params = detached(policy.params())
+    batches = []
+    for k in range(len(lrs) + 1):
+        batch = sampler.sample(policy, params, tasks, num_traj, generator, seed_rng)
+        batches.append(with_advantages(batch, gamma, gae_lambda))
+        if k < len(lrs):
+            params = detached(adapt_step(policy, params, batches[-1], lrs[k], create_graph=False))
+    return batches

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rlmaml.adaptation import adapt_step, detached
-from rlmaml.advantages import with_advantages
+from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import ConfigError, load_config
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import RunDir, RunError, load_checkpoint, read_json
@@ -33,15 +32,8 @@ def adaptation_returns(policy: GaussianMLPPolicy, sampler: TaskSampler, tasks: S
     Row 0 is the return of the trajectories used for the first adaptation; row k the return of
     NEW trajectories of the k-times adapted policy.
     """
-    params = detached(policy.params())
-    returns = []
-    for k in range(len(lrs) + 1):
-        batch = sampler.sample(policy, params, tasks, num_traj, generator, seed_rng)
-        returns.append(batch.episode_returns().mean(dim=1))
-        if k < len(lrs):
-            batch = with_advantages(batch, gamma, gae_lambda)
-            params = detached(adapt_step(policy, params, batch, lrs[k], create_graph=False))
-    return torch.stack(returns)
+    batches = sample_adaptation_batches(sampler, policy, tasks, num_traj, lrs, gamma, gae_lambda, generator, seed_rng)
+    return torch.stack([batch.episode_returns().mean(dim=1) for batch in batches])
 
 
 def summarize(returns: Tensor) -> list[dict[str, float]]:

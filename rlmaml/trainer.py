@@ -9,11 +9,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from rlmaml.adaptation import adapt_step, detached
-from rlmaml.advantages import with_advantages
-from rlmaml.batch import Batch
+from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import TrainConfig, load_config, save_config
-from rlmaml.policy import GaussianMLPPolicy, Params
+from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, save_checkpoint, truncate_metrics,
                          write_json)
 from rlmaml.sampling import TaskSampler
@@ -33,19 +31,9 @@ def make_policy(config: TrainConfig, sampler: TaskSampler, init_seed: int) -> Ga
 def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: list[Task],
                       streams: RandomStreams) -> MetaBatch:
     """Inner-step batches and the post-adaptation batch, new trajectories after every step."""
-    params: Params = policy.params()
-    train: list[Batch] = []
-    for lr in config.inner_lrs:
-        batch = _sample(config, sampler, policy, params, tasks, streams)
-        train.append(batch)
-        params = detached(adapt_step(policy, params, batch, lr, create_graph=False))
-    return MetaBatch(train, _sample(config, sampler, policy, params, tasks, streams))
-
-
-def _sample(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, params: Params,
-            tasks: list[Task], streams: RandomStreams) -> Batch:
-    batch = sampler.sample(policy, params, tasks, config.num_traj, streams.policy_noise, streams.env_seeds)
-    return with_advantages(batch, config.gamma, config.gae_lambda)
+    batches = sample_adaptation_batches(sampler, policy, tasks, config.num_traj, config.inner_lrs, config.gamma,
+                                        config.gae_lambda, streams.policy_noise, streams.env_seeds)
+    return MetaBatch(batches[:-1], batches[-1])
 
 
 class Trainer:

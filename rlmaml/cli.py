@@ -119,6 +119,8 @@ def evaluate_run(run: RunDir, num_steps: int, num_traj: int, inner_lr: float | N
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.num_steps < 0 or args.num_traj < 1:
         raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
+    if (args.inner_lr is not None and not args.inner_lr > 0) or not args.later_lr_factor > 0:
+        raise ConfigError("--inner-lr and --later-lr-factor must be positive")
     evaluate_run(RunDir(args.run_dir), args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor,
                  args.checkpoint, args.seed, args.num_tasks, args.output)
     return 0

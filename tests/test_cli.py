@@ -31,6 +31,7 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "rlmaml task protocol" in _one_line_error(capsys, ["train", "--env", "CartPole-v1"])
     assert "FIELD=VALUE" in _one_line_error(capsys, ["train", "--set", "nonsense"])
     assert "--num-steps" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--num-steps", "-1"])
+    assert "must be positive" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--inner-lr", "-0.1"])
 
 
 def test_train_then_evaluate(capsys, tmp_path):

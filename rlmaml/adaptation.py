@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
-
-import numpy as np
 
 from rlmaml.advantages import with_advantages
 from rlmaml.batch import Batch

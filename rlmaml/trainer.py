@@ -128,9 +128,9 @@ class Trainer:
                 if self.iteration % self.config.checkpoint_every == 0:
                     self._save(last_state)
                 if self.config.snapshot_every and self.iteration % self.config.snapshot_every == 0:
-                    self.run.snapshot(self.iteration).parent.mkdir(exist_ok=True)
-                    save_checkpoint({"iteration": self.iteration, "policy": last_state["policy"]},
-                                    self.run.snapshot(self.iteration))
+                    snapshot = self.run.snapshot(self.iteration)
+                    snapshot.parent.mkdir(exist_ok=True)
+                    save_checkpoint({"iteration": self.iteration, "policy": last_state["policy"]}, snapshot)
                 bar.set_postfix(pre=f"{record['pre_return']:.1f}", post=f"{record['post_return']:.1f}",
                                 kl=f"{record['kl']:.4f}")
                 bar.update()

@@ -3,9 +3,8 @@
 Importing ``rlmaml`` registers them; ``gymnasium.make("rlmaml/Navigation2D-v0")`` then works.
 """
 
-import gymnasium as gym
-
 from rlmaml.envs.navigation import Navigation2DBatchedEnv, Navigation2DEnv
+from rlmaml.plugins import register_families
 
 FAMILIES = {
     "rlmaml/Navigation2D-v0": dict(
@@ -18,9 +17,7 @@ FAMILIES = {
 
 def register_all() -> None:
     """Register every rlmaml task family with Gymnasium (idempotent)."""
-    for env_id, spec in FAMILIES.items():
-        if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=spec["entry_point"], max_episode_steps=spec["max_episode_steps"])
+    register_families(FAMILIES, "rlmaml")
 
 
 register_all()

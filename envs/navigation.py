@@ -74,6 +74,10 @@ class Navigation2DEnv(gym.Env):
     def get_task(self) -> dict[str, Any]:
         return {"goal": [float(v) for v in self._goal]}
 
+    def task_features(self, task: dict[str, Any]) -> list[float]:
+        """The goal (x, y), what the oracle baseline observes."""
+        return [float(v) for v in task["goal"]]
+
     def batched_env(self, tasks: Sequence[dict[str, Any]], copies: int) -> "Navigation2DBatchedEnv":
         goals = np.repeat(np.array([t["goal"] for t in tasks], dtype=np.float64), copies, axis=0)
         return Navigation2DBatchedEnv(goals, self.action_mode)

@@ -1,4 +1,4 @@
-"""The ``rlmaml`` command: train, evaluate, envs."""
+"""The ``rlmaml`` command: train, evaluate, envs, check-env."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import gymnasium as gym
 
-from rlmaml import envs as rlmaml_envs
+from rlmaml.checks import FAIL, describe, run_checks
 from rlmaml.config import DEFAULT_PRESET, FIELDS, PRESETS, ConfigError, read_config_file, resolve
 from rlmaml.evaluation import evaluate_checkpoint
+from rlmaml.plugins import all_families
 from rlmaml.runs import RunDir, RunError, read_metrics, write_json
-from rlmaml.tasks import TaskProtocolError
+from rlmaml.tasks import EnvMakeError, TaskProtocolError
 from rlmaml.trainer import Trainer
 
-USER_ERRORS = (ConfigError, RunError, TaskProtocolError, gym.error.Error)
+USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError)
 
 # Command-line flags that map one-to-one onto TrainConfig fields: (flag, field, type).
 TRAIN_FLAGS: list[tuple[str, str, type]] = [
@@ -127,9 +127,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    for env_id, family in rlmaml_envs.FAMILIES.items():
-        print(f"{env_id:32s} {family['summary']}")
+    families, failures = all_families()
+    width = max(len(family.env_id) for family in families) + 2
+    for family in families:
+        source = "" if family.source == "rlmaml" else f"  [plugin {family.source}]"
+        print(f"{family.env_id:{width}s}{family.summary}{source}")
+    for failure in failures:
+        print(f"rlmaml: warning: plugin {failure.name!r} failed to load: {failure.reason}", file=sys.stderr)
     return 0
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"--kwargs must be a JSON object, e.g. '{{\"action_mode\": \"clip\"}}': {error}") from None
+    if not isinstance(value, dict):
+        raise ConfigError("--kwargs must be a JSON object")
+    return value
+
+
+def cmd_check_env(args: argparse.Namespace) -> int:
+    results = run_checks(args.env_id, _json_object(args.kwargs), args.seed)
+    width = max(len(result.name) for result in results) + 2
+    for result in results:
+        print(f"{result.status.upper():5s} {result.name:{width}s}{result.detail}")
+    print(describe(args.env_id, results))
+    return 1 if any(result.status == FAIL for result in results) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -172,12 +196,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", type=Path, help="JSON output (default RUN_DIR/evaluation.json)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    envs = sub.add_parser("envs", help="list the registered task families")
+    envs = sub.add_parser("envs", help="list the task families (built in and from installed plugins)")
     envs.set_defaults(handler=cmd_envs)
+
+    check = sub.add_parser("check-env", help="check an env against Gymnasium's API and the task protocol",
+                           description="Run Gymnasium's env checker and the rlmaml task-protocol checks on an env "
+                                       "and print a verdict per check. Exit status 1 if any check fails.")
+    check.add_argument("env_id", metavar="ID", help="registered id or module:id, e.g. my_pkg.envs:my/Task-v0")
+    check.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments for gymnasium.make")
+    check.add_argument("--seed", type=int, default=0, help="seed for tasks, resets and actions (default 0)")
+    check.set_defaults(handler=cmd_check_env)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.append(str(Path.cwd()))  # module:id envs import from the current folder, as with python -m
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -115,7 +115,7 @@ class TrainConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
-NAV_PAPER: dict[str, Any] = dict(num_tasks=20, num_traj=20, horizon=100, hidden_sizes=(100, 100), activation="relu",
+NAV_PAPER: dict[str, Any] = dict(num_tasks=20, num_traj=20, hidden_sizes=(100, 100), activation="relu",
                                  init_std=1.0, inner_lr=0.1, num_inner_steps=1, max_kl=0.01, cg_iterations=10,
                                  hvp_traj_fraction=0.2, num_iterations=300)
 PRESETS: dict[str, dict[str, Any]] = {
@@ -123,7 +123,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "nav-quick": {**NAV_PAPER, "num_iterations": 50},
 }
 """Named starting points. ``nav-paper``: the paper's 2D-navigation settings (20 tasks x 20
-trajectories, horizon 100, 2x100 ReLU, inner step 0.1, TRPO max KL 0.01, 10 CG iterations), with
+trajectories, the env's registered horizon (100 for Navigation2D), 2x100 ReLU, inner step 0.1, TRPO max KL 0.01, 10 CG iterations), with
 the CG curvature measured on 20% of each task's trajectories for speed (``hvp_traj_fraction=1``
 for all of them).
 ``nav-quick``: the same for 50 meta-iterations, the default of ``rlmaml train``."""

@@ -3,6 +3,7 @@
 Sub-env ``i`` runs task ``i // num_traj``. Task families with a ``batched_env`` hook are stepped
 natively in one call per time step; any other env following the task protocol is stepped through
 one Gymnasium env per trajectory. Either way the policy runs once per time step for all sub-envs.
+With ``oracle=True`` the task family's ``task_features`` are appended to every observation.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 
 from rlmaml.batch import Batch
 from rlmaml.policy import GaussianMLPPolicy, Params, standard_normal_log_prob
-from rlmaml.tasks import Task, task_env
+from rlmaml.tasks import Task, checked_tasks, make_env, task_env, task_features
 
 
 class _GymEnvs:
@@ -44,6 +45,22 @@ class _GymEnvs:
         return obs.copy(), reward, terminated, truncated
 
 
+class _WithTaskFeatures:
+    """Appends fixed per-sub-env features [E, F] to the observations of a vectorised env."""
+
+    def __init__(self, env: Any, features: np.ndarray):
+        self.env = env
+        self.features = features
+        self.num_envs = env.num_envs
+
+    def reset(self, seeds: Sequence[int]) -> np.ndarray:
+        return np.concatenate([np.asarray(self.env.reset(seeds), dtype=np.float32), self.features], axis=1)
+
+    def step(self, actions: np.ndarray):
+        obs, reward, terminated, truncated = self.env.step(actions)
+        return np.concatenate([np.asarray(obs, dtype=np.float32), self.features], axis=1), reward, terminated, truncated
+
+
 class TaskSampler:
     """Samples trajectories of a task family for a batch of tasks at once.
 
@@ -51,12 +68,15 @@ class TaskSampler:
         env_id: a registered Gymnasium id following the rlmaml task protocol.
         horizon: steps per trajectory; ``None`` takes the id's ``max_episode_steps``.
         env_kwargs: keyword arguments for ``gymnasium.make``.
+        oracle: append the task family's ``task_features`` to the observations.
     """
 
-    def __init__(self, env_id: str, horizon: int | None = None, env_kwargs: dict[str, Any] | None = None):
+    def __init__(self, env_id: str, horizon: int | None = None, env_kwargs: dict[str, Any] | None = None,
+                 oracle: bool = False):
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
-        self.env = gym.make(env_id, **self.env_kwargs)
+        self.oracle = oracle
+        self.env = make_env(env_id, **self.env_kwargs)
         self.family = task_env(self.env)
         spec_horizon = self.env.spec.max_episode_steps if self.env.spec is not None else None
         self.horizon = horizon if horizon is not None else spec_horizon
@@ -67,22 +87,30 @@ class TaskSampler:
             raise TypeError(f"{env_id}: rlmaml needs Box observation and action spaces")
         self.obs_dim = int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(act_space.shape))
+        if oracle:
+            probe = self.sample_tasks(1, np.random.default_rng(0))
+            self.obs_dim += task_features(self.family, probe, env_id).shape[1]
         self._gym_envs: list[gym.Env] = []
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> list[Task]:
-        """``num_tasks`` tasks drawn from ``rng`` by the task family."""
-        return self.family.sample_tasks(num_tasks, rng)
+        """``num_tasks`` tasks drawn from ``rng`` by the task family (checked to be JSON-ready dicts)."""
+        return checked_tasks(self.family.sample_tasks(num_tasks, rng), num_tasks, self.env_id)
 
     def _vector_env(self, tasks: Sequence[Task], num_traj: int):
         if callable(getattr(self.family, "batched_env", None)):
-            return self.family.batched_env(tasks, num_traj)
-        num_envs = len(tasks) * num_traj
-        while len(self._gym_envs) < num_envs:
-            self._gym_envs.append(gym.make(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs))
-        envs = self._gym_envs[:num_envs]
-        for i, env in enumerate(envs):
-            env.unwrapped.set_task(tasks[i // num_traj])
-        return _GymEnvs(envs)
+            env = self.family.batched_env(tasks, num_traj)
+        else:
+            num_envs = len(tasks) * num_traj
+            while len(self._gym_envs) < num_envs:
+                self._gym_envs.append(make_env(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs))
+            envs = self._gym_envs[:num_envs]
+            for i, sub_env in enumerate(envs):
+                sub_env.unwrapped.set_task(tasks[i // num_traj])
+            env = _GymEnvs(envs)
+        if self.oracle:
+            features = np.repeat(task_features(self.family, tasks, self.env_id), num_traj, axis=0)
+            env = _WithTaskFeatures(env, features)
+        return env
 
     @torch.no_grad()
     def sample(self, policy: GaussianMLPPolicy, params: Params, tasks: Sequence[Task], num_traj: int,

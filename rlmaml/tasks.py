@@ -7,14 +7,20 @@ A task family is a Gymnasium env whose unwrapped class implements:
 - ``set_task(task)``: make the env solve that task from the next ``reset`` on.
 - ``get_task() -> dict``: the task currently set.
 
-Optionally it implements ``batched_env(tasks, copies) -> BatchedEnv``: a natively vectorised
-version of itself that steps ``len(tasks) * copies`` sub-envs at once (sub-env ``i`` runs task
-``i // copies``). Envs without it are sampled through one Gymnasium env per trajectory.
+Optionally it implements:
+
+- ``task_features(task) -> Sequence[float]``: the task parameter as a fixed-length vector (a goal,
+  a target velocity). The ``oracle`` baseline appends it to every observation.
+- ``batched_env(tasks, copies) -> BatchedEnv``: a natively vectorised version of itself that
+  steps ``len(tasks) * copies`` sub-envs at once (sub-env ``i`` runs task ``i // copies``).
+  Envs without it are sampled through one Gymnasium env per trajectory.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol, Sequence, runtime_checkable
+
+import json
 
 import gymnasium as gym
 import numpy as np
@@ -52,6 +58,56 @@ class TaskProtocolError(TypeError):
     """An env that does not follow the task protocol; the message names what is missing."""
 
 
+class EnvMakeError(ValueError):
+    """An env id that cannot be made (unknown id, module that does not import)."""
+
+
+def make_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """``gymnasium.make`` for a task family, with installed rlmaml plugins loaded first.
+
+    ``env_id`` is a registered id or Gymnasium's ``module:id`` form (the module is imported and
+    must register the id). Raises :class:`EnvMakeError` with a one-line reason instead of a traceback
+    for ids that do not resolve.
+    """
+    from rlmaml.plugins import load_plugins  # here, not at import time: plugins import rlmaml
+
+    load_plugins()
+    try:
+        return gym.make(env_id, **kwargs)
+    except ModuleNotFoundError as error:
+        module = env_id.partition(":")[0]
+        missing = getattr(error.__cause__, "name", None) or error.name or module  # Gymnasium re-raises without it
+        raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: no module named {missing!r}") from None
+    except gym.error.Error as error:
+        raise EnvMakeError(f"unknown env {env_id!r}: {error} (see `rlmaml envs`)") from None
+
+
+def env_name(env: gym.Env) -> str:
+    """The registered id of ``env``, or its class name."""
+    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+
+
+def checked_tasks(tasks: Any, num_tasks: int, env_id: str) -> list[Task]:
+    """``tasks`` as returned by ``sample_tasks(num_tasks, rng)`` after checking it is a list of
+    ``num_tasks`` JSON-serialisable dicts that survive a JSON round trip unchanged."""
+    if not isinstance(tasks, list) or len(tasks) != num_tasks:
+        raise TaskProtocolError(f"{env_id}: sample_tasks({num_tasks}, rng) must return a list of {num_tasks} "
+                                f"tasks, got {type(tasks).__name__}"
+                                + (f" of length {len(tasks)}" if isinstance(tasks, list) else ""))
+    for i, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            raise TaskProtocolError(f"{env_id}: task {i} is a {type(task).__name__}, not a dict")
+        try:
+            text = json.dumps(task)
+        except (TypeError, ValueError) as error:
+            raise TaskProtocolError(f"{env_id}: task {i} is not JSON-serialisable ({error}); "
+                                    "use plain floats and lists, e.g. float(x) and array.tolist()") from None
+        if json.loads(text) != task:
+            raise TaskProtocolError(f"{env_id}: task {i} changes in a JSON round trip ({text}); "
+                                    "use string keys and lists rather than tuples")
+    return tasks
+
+
 MISSING_PROTOCOL = "{env_id} does not follow the rlmaml task protocol: its env lacks {names}"
 
 
@@ -64,6 +120,23 @@ def task_env(env: gym.Env) -> TaskEnv:
     inner = env.unwrapped
     missing = [name for name in ("sample_tasks", "set_task", "get_task") if not callable(getattr(inner, name, None))]
     if missing:
-        env_id = env.spec.id if env.spec is not None else type(inner).__name__
-        raise TaskProtocolError(MISSING_PROTOCOL.format(env_id=env_id, names=", ".join(missing)))
+        raise TaskProtocolError(MISSING_PROTOCOL.format(env_id=env_name(env), names=", ".join(missing)))
     return inner  # type: ignore[return-value]
+
+
+def task_features(family: TaskEnv, tasks: Sequence[Task], env_id: str) -> np.ndarray:
+    """The family's ``task_features`` of each task as float32 [N, F] (for the oracle).
+
+    Raises:
+        TaskProtocolError: if the family lacks ``task_features`` or returns ragged/non-finite values.
+    """
+    features = getattr(family, "task_features", None)
+    if not callable(features):
+        raise TaskProtocolError(f"{env_id} has no task_features(task): the oracle needs the task parameter")
+    rows = [np.asarray(features(task), dtype=np.float32).reshape(-1) for task in tasks]
+    if len({row.shape for row in rows}) > 1:
+        raise TaskProtocolError(f"{env_id}: task_features returns vectors of different lengths")
+    stacked = np.stack(rows)
+    if not np.isfinite(stacked).all():
+        raise TaskProtocolError(f"{env_id}: task_features returns non-finite values")
+    return stacked

@@ -2,7 +2,16 @@ import json
 
 import pytest
 
-from rlmaml.config import PRESETS, ConfigError, TrainConfig, load_config, read_config_file, resolve, save_config
+from rlmaml.config import (
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    load_config,
+    read_config_file,
+    resolve,
+    save_config,
+)
+from rlmaml.sampling import TaskSampler
 
 
 def test_precedence_preset_then_file_then_flags():
@@ -13,8 +22,10 @@ def test_precedence_preset_then_file_then_flags():
 
 def test_paper_preset_matches_the_paper_navigation_settings():
     config = resolve("nav-paper", {}, {})
-    assert (config.num_tasks, config.num_traj, config.horizon, config.hidden_sizes, config.activation,
-            config.max_kl, config.num_inner_steps) == (20, 20, 100, (100, 100), "relu", 0.01, 1)
+    assert (config.num_tasks, config.num_traj, config.hidden_sizes, config.activation,
+            config.max_kl, config.num_inner_steps) == (20, 20, (100, 100), "relu", 0.01, 1)
+    # the horizon is the env's registered one, so the preset also suits other families
+    assert config.horizon is None and TaskSampler(config.env_id).horizon == 100
 
 
 def test_round_trip_through_json(tmp_path):

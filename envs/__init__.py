@@ -12,6 +12,14 @@ FAMILIES = {
         max_episode_steps=100,
         summary="point robot, goal uniform in [-0.5, 0.5]^2, horizon 100",
     ),
+    "rlmaml/MetaWorldML1-v0": dict(
+        entry_point="rlmaml.envs.metaworld_ml1:MetaWorldML1Env",
+        max_episode_steps=500,
+        summary="Meta-World ML1 (env_kwargs env_name, default reach-v3), object/goal positions vary; "
+                "needs the metaworld extra",
+        # Gymnasium's passive checker warns on every make that the hidden goal's bounds are equal (0, 0)
+        disable_env_checker=True,
+    ),
 }
 
 

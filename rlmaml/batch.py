@@ -13,6 +13,8 @@ class Batch:
 
     ``mask`` is 1 for every step up to and including the first terminated/truncated one, 0 after.
     ``advantages`` is zeros until :func:`rlmaml.advantages.with_advantages` fills it in.
+    ``success`` is 1.0 for trajectories where the env reported ``info["success"]`` at some step
+    (Meta-World), ``None`` when the env never reports success.
     """
 
     observations: Tensor  # [N, M, T, obs_dim]
@@ -21,6 +23,7 @@ class Batch:
     mask: Tensor  # [N, M, T]
     log_probs: Tensor  # [N, M, T], under the policy that sampled
     advantages: Tensor  # [N, M, T]
+    success: Tensor | None = None  # [N, M]
 
     def __post_init__(self) -> None:
         n, m, t = self.rewards.shape
@@ -30,6 +33,8 @@ class Batch:
         for name in ("observations", "actions"):
             if getattr(self, name).shape[:3] != (n, m, t):
                 raise ValueError(f"{name} must start with {[n, m, t]}, got {list(getattr(self, name).shape)}")
+        if self.success is not None and self.success.shape != (n, m):
+            raise ValueError(f"success must have shape {[n, m]}, got {list(self.success.shape)}")
 
     @property
     def num_tasks(self) -> int:
@@ -57,11 +62,15 @@ class Batch:
 
     def tasks(self, index: Tensor | slice) -> "Batch":
         """The sub-batch of the selected tasks."""
-        return Batch(**{name: getattr(self, name)[index] for name in FIELDS})
+        return self._select(lambda value: value[index])
 
     def trajectories(self, index: Tensor | slice) -> "Batch":
         """The sub-batch of the selected trajectories of every task."""
-        return Batch(**{name: getattr(self, name)[:, index] for name in FIELDS})
+        return self._select(lambda value: value[:, index])
+
+    def _select(self, pick) -> "Batch":
+        return Batch(**{name: getattr(self, name) if getattr(self, name) is None else pick(getattr(self, name))
+                        for name in FIELDS})
 
 
-FIELDS = ("observations", "actions", "rewards", "mask", "log_probs", "advantages")
+FIELDS = ("observations", "actions", "rewards", "mask", "log_probs", "advantages", "success")

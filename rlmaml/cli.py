@@ -12,9 +12,10 @@ from typing import Any, Sequence
 
 
 from rlmaml.checks import FAIL, describe, run_checks
-from rlmaml.config import DEFAULT_PRESET, FIELDS, PRESETS, ConfigError, read_config_file, resolve
-from rlmaml.evaluation import evaluate_checkpoint
+from rlmaml.config import DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError, read_config_file, resolve
+from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs
 from rlmaml.plugins import all_families
+from rlmaml.report import plot_adaptation, plot_training, write_csv
 from rlmaml.runs import RunDir, RunError, read_metrics, write_json
 from rlmaml.tasks import EnvMakeError, TaskProtocolError
 from rlmaml.trainer import Trainer
@@ -23,6 +24,7 @@ USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError)
 
 # Command-line flags that map one-to-one onto TrainConfig fields: (flag, field, type).
 TRAIN_FLAGS: list[tuple[str, str, type]] = [
+    ("--method", "method", str),
     ("--env", "env_id", str),
     ("--num-tasks", "num_tasks", int),
     ("--num-traj", "num_traj", int),
@@ -73,15 +75,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.preset or args.run_dir or changed:
             raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
         trainer = Trainer.resume(args.resume, args.num_iterations)
-        print(f"Resuming {args.resume} at iteration {trainer.iteration} of {trainer.config.num_iterations}")
+        print(f"Resuming {args.resume} at iteration {trainer.iteration} of {trainer.config.trained_iterations}")
     else:
         file_values = read_config_file(args.config) if args.config else {}
         config = resolve(args.preset, file_values, _train_overrides(args))
         name = args.preset or DEFAULT_PRESET
+        if config.method != "maml":
+            name = f"{name}-{config.method}"
         run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         trainer = Trainer.create(config, run_dir)
-        print(f"Training {config.env_id}: {config.num_iterations} meta-iterations, {config.num_tasks} tasks x "
-              f"{config.num_traj} trajectories, {config.num_inner_steps} inner step(s); run folder {run_dir}")
+        if config.method == "random":
+            print(f"Random-initialisation baseline for {config.env_id}: nothing to train; run folder {run_dir}")
+        else:
+            what = "meta-training (MAML)" if config.method == "maml" else f"training the {config.method} baseline"
+            print(f"{config.env_id}: {what}, {config.num_iterations} iterations, {config.num_tasks} tasks x "
+                  f"{config.num_traj} trajectories, {len(config.inner_lrs)} inner step(s); run folder {run_dir}")
     run = trainer.run
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill checkpoints like Ctrl-C
     try:
@@ -90,39 +98,83 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\nInterrupted at iteration {trainer.iteration}; checkpoint saved. "
               f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
         return 130
-    last = read_metrics(run.metrics)[-1]
-    print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} before adaptation, "
-          f"{last['post_return']:.2f} after {trainer.config.num_inner_steps} step(s).")
+    records = read_metrics(run.metrics)
+    if records:
+        last = records[-1]
+        print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} before adaptation, "
+              f"{last['post_return']:.2f} after {len(trainer.config.inner_lrs)} step(s).")
     if not args.no_evaluate:
-        evaluate_run(run, num_steps=3, num_traj=trainer.config.num_traj)
-    print(f"Results in {run.path}/: config.json, metrics.jsonl, checkpoint.pt, best.pt, test_tasks.json"
-          + ("" if args.no_evaluate else ", evaluation.json"))
+        evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj), run.path)
+    files = ", ".join(sorted(path.name for path in run.path.iterdir() if path.is_file()))
+    print(f"Results in {run.path}/: {files}")
     print(f"Evaluate again with: rlmaml evaluate {run.path}")
     return 0
 
 
-def evaluate_run(run: RunDir, num_steps: int, num_traj: int, inner_lr: float | None = None,
-                 later_factor: float = 0.5, which: str = "final", seed: int | None = None,
-                 num_tasks: int | None = None, output: Path | None = None) -> dict[str, Any]:
-    """Evaluate a run on its held-out tasks, print the table and write the result as JSON."""
-    result = evaluate_checkpoint(run, which, num_steps, num_traj, inner_lr, later_factor, seed, num_tasks)
-    label = "snapshot" if which.isdigit() else f"{which} iterate"
-    print(f"{result['env_id']}, {label} (iteration {result['iteration']}), {len(result['per_task'])} held-out "
-          f"tasks x {num_traj} trajectories, step sizes {', '.join(f'{lr:g}' for lr in result['step_sizes'])}")
-    print(f"{'steps':>5}  {'mean return':>12}  {'std. error':>10}")
-    for row in result["summary"]:
-        print(f"{row['step']:>5}  {row['mean']:>12.2f}  {row['stderr']:>10.2f}")
-    write_json(result, output or run.evaluation)
-    return result
+def _cell(row: dict[str, float], width: int) -> str:
+    return f"{row['mean']:.2f} ± {row['stderr']:.2f}".rjust(width)
+
+
+def print_evaluation(evaluation: dict[str, Any]) -> None:
+    """The evaluation as text tables: mean ± standard error over tasks after each number of steps."""
+    results = evaluation["results"]
+    print(f"{evaluation['env_id']}: {evaluation['num_tasks']} {evaluation['task_set']} tasks (of "
+          f"{evaluation['tasks_from']}) x {evaluation['num_traj']} trajectories per step, seed {evaluation['seed']}")
+    width = max(len(r["label"]) for r in results) + 2
+    num_steps = max(len(r["summary"]) for r in results)
+    for key, title, cell in (("summary", "return", 16), ("success_summary", "success rate", 12)):
+        if not any(key in r for r in results):
+            continue
+        print(f"{title + ' after K steps':{width}s}" + "".join(f"  {f'K={k}':>{cell}s}" for k in range(num_steps))
+              + "  step sizes")
+        for r in results:
+            if key in r:
+                print(f"{r['label']:{width}s}" + "".join(f"  {_cell(row, cell)}" for row in r[key])
+                      + "  " + ", ".join(f"{lr:g}" for lr in r["step_sizes"]))
+
+
+def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
+                        task_set: str = "test", num_tasks: int | None = None) -> dict[str, Any]:
+    """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``."""
+    evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks)
+    print_evaluation(evaluation)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(evaluation, out_dir / "evaluation.json")
+    write_csv(evaluation, out_dir / "evaluation.csv")
+    plot_adaptation(evaluation, out_dir / "evaluation.png")
+    print(f"Wrote {out_dir}/evaluation.json, evaluation.csv and evaluation.png")
+    return evaluation
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.num_steps < 0 or args.num_traj < 1:
-        raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
-    if (args.inner_lr is not None and not args.inner_lr > 0) or not args.later_lr_factor > 0:
-        raise ConfigError("--inner-lr and --later-lr-factor must be positive")
-    evaluate_run(RunDir(args.run_dir), args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor,
-                 args.checkpoint, args.seed, args.num_tasks, args.output)
+    settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed)
+    runs = [RunDir(path) for path in args.run_dirs]
+    checkpoints = [c.strip() for c in args.checkpoint.split(",") if c.strip()]
+    for which in checkpoints:
+        runs[0].checkpoint_for(which)  # rejects anything but final, best or an iteration number
+    if args.out_dir is not None:
+        out_dir = args.out_dir
+    elif len(runs) == 1:
+        out_dir = runs[0].path
+    else:
+        out_dir = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    runs = [RunDir(path) for path in args.run_dirs]
+    curves = []
+    for run in runs:
+        run.require("metrics")
+        curves.append((run.path.name, read_metrics(run.metrics)))
+    if not any(records for _, records in curves):
+        raise RunError("no metrics to plot yet: the runs have not finished an iteration")
+    if args.smooth < 1:
+        raise ConfigError("--smooth must be >= 1")
+    output = args.output or (runs[0].path / "training.png" if len(runs) == 1 else Path("training-curves.png"))
+    plot_training(curves, output, args.smooth)
+    print(f"Wrote {output}")
     return 0
 
 
@@ -169,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", type=Path, help="output folder (default runs/<preset>-<time>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     for flag, field, kind in TRAIN_FLAGS:
-        train.add_argument(flag, dest=field, type=kind, help=f"config field {field}")
+        train.add_argument(flag, dest=field, type=kind, help=f"config field {field}",
+                           choices=METHODS if field == "method" else None)
     train.add_argument("--hidden-sizes", help="hidden layer widths, e.g. 100,100")
     train.add_argument("--first-order", action="store_true", help="first-order MAML meta-gradient")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -178,23 +231,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-evaluate", action="store_true", help="skip the evaluation after training")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = sub.add_parser("evaluate", help="return after 0..K inner steps on the run's held-out tasks",
-                              description="Adapt the trained policy on the run's held-out tasks and report the "
-                                          "mean return (and standard error over tasks) after each inner step. "
-                                          "Step 0 is the return of the trajectories used for the first step.")
-    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate = sub.add_parser("evaluate", help="return after 0..K inner steps on held-out tasks, for one or more runs",
+                              description="Adapt each run's policy on the same held-out tasks (the first run's) and "
+                                          "report the mean return, with its standard error over tasks, after each "
+                                          "inner step. Step 0 is the return of the trajectories used for the first "
+                                          "step. Writes evaluation.json, evaluation.csv and evaluation.png.")
+    evaluate.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                          help="run folders (MAML and baselines of one task family)")
     evaluate.add_argument("--num-steps", type=int, default=3, help="inner steps K (default 3)")
     evaluate.add_argument("--num-traj", type=int, default=40, help="trajectories per task and step (default 40)")
-    evaluate.add_argument("--inner-lr", type=float, help="first step size (default: the run's inner_lr)")
+    evaluate.add_argument("--inner-lr", type=float, help="first step size (default: each run's inner_lr)")
     evaluate.add_argument("--later-lr-factor", type=float, default=0.5,
                           help="step size of later steps as a fraction of the first (default 0.5)")
-    evaluate.add_argument("--checkpoint", default="final", metavar="{final,best,N}",
-                          help="final iterate, the one with the best post-adaptation training return, or "
-                               "iteration N (kept with snapshot_every)")
-    evaluate.add_argument("--num-tasks", type=int, help="use only the first N held-out tasks")
-    evaluate.add_argument("--seed", type=int, help="evaluation seed (default: the run's seed)")
-    evaluate.add_argument("--output", type=Path, help="JSON output (default RUN_DIR/evaluation.json)")
+    evaluate.add_argument("--checkpoint", default="final,best", metavar="{final,best,N}[,...]",
+                          help="comma-separated checkpoints to evaluate (default final,best): the final iterate, the "
+                               "one with the best post-adaptation training return, or iteration N (kept with "
+                               "snapshot_every)")
+    evaluate.add_argument("--task-set", choices=TASK_SETS, default="test",
+                          help="test: the first run's recorded held-out tasks (default); validation: as many other "
+                               "tasks drawn from its seed, for choosing settings without touching the test tasks")
+    evaluate.add_argument("--num-tasks", type=int, help="use only the first N tasks")
+    evaluate.add_argument("--seed", type=int, help="evaluation seed (default: the first run's seed)")
+    evaluate.add_argument("--out-dir", type=Path,
+                          help="output folder (default: the run folder for one run, runs/compare-<time> for several)")
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    plot = sub.add_parser("plot", help="training curves of one or more runs as a PNG",
+                          description="Pre- and post-adaptation return, KL of the meta-update and seconds per "
+                                      "iteration against meta-iteration, from each run's metrics.jsonl.")
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    plot.add_argument("--output", type=Path,
+                      help="PNG file (default RUN_DIR/training.png for one run, ./training-curves.png for several)")
+    plot.add_argument("--smooth", type=int, default=10, help="moving-average window in iterations (default 10)")
+    plot.set_defaults(handler=cmd_plot)
 
     envs = sub.add_parser("envs", help="list the task families (built in and from installed plugins)")
     envs.set_defaults(handler=cmd_envs)

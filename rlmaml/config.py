@@ -16,10 +16,18 @@ class ConfigError(ValueError):
     """A configuration that cannot be used; the message is meant for the user."""
 
 
+METHODS = ("maml", "pretrained", "oracle", "random")
+"""MAML and the paper's comparison methods (see ``TrainConfig.method``)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a MAML-TRPO training run depends on. Saved as ``config.json`` in the run folder."""
 
+    method: str = "maml"
+    """What to train: ``maml``; ``pretrained`` (TRPO on the whole task distribution, no inner step in
+    training, fine-tuned at evaluation); ``oracle`` (like pretrained, observing the task parameter);
+    ``random`` (no training: the initial policy, fine-tuned at evaluation)."""
     env_id: str = "rlmaml/Navigation2D-v0"
     """Gymnasium id of the task family (must follow the rlmaml task protocol)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +99,8 @@ class TrainConfig:
             raise ConfigError(f"hvp_traj_fraction must be in (0, 1], got {self.hvp_traj_fraction!r}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ConfigError("gamma and gae_lambda must be in [0, 1]")
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.activation not in ("relu", "tanh"):
             raise ConfigError(f"activation must be relu or tanh, got {self.activation!r}")
         if not self.hidden_sizes or any(not isinstance(h, int) or h < 1 for h in self.hidden_sizes):
@@ -98,8 +108,13 @@ class TrainConfig:
 
     @property
     def inner_lrs(self) -> list[float]:
-        """Step size of each training inner step (all ``inner_lr``)."""
-        return [self.inner_lr] * self.num_inner_steps
+        """Step size of each training inner step (all ``inner_lr``; none for the baselines)."""
+        return [self.inner_lr] * self.num_inner_steps if self.method == "maml" else []
+
+    @property
+    def trained_iterations(self) -> int:
+        """Meta-iterations the trainer runs (0 for the ``random`` baseline)."""
+        return 0 if self.method == "random" else self.num_iterations
 
     @property
     def trpo(self) -> TRPOSettings:

@@ -1,8 +1,9 @@
-"""Adaptation curves: the return after 0, 1, ..., K inner steps on held-out tasks."""
+"""Adaptation curves: return (and success rate) after 0, 1, ..., K inner steps on held-out tasks."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -14,9 +15,12 @@ from rlmaml.config import ConfigError, load_config
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import RunDir, RunError, load_checkpoint, read_json
 from rlmaml.sampling import TaskSampler
-from rlmaml.seeding import evaluation_streams
+from rlmaml.seeding import evaluation_streams, validation_task_rng
 from rlmaml.tasks import Task
 from rlmaml.trainer import Trainer
+
+METHOD_LABELS = {"maml": "MAML", "pretrained": "pretrained", "oracle": "oracle", "random": "random init"}
+TASK_SETS = ("test", "validation")
 
 
 def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> list[float]:
@@ -24,44 +28,88 @@ def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> li
     return [inner_lr if k == 0 else inner_lr * later_factor for k in range(num_steps)]
 
 
-def adaptation_returns(policy: GaussianMLPPolicy, sampler: TaskSampler, tasks: Sequence[Task], num_traj: int,
-                       lrs: Sequence[float], gamma: float, gae_lambda: float, generator: torch.Generator,
-                       seed_rng: np.random.Generator) -> Tensor:
-    """Mean return per task after each number of inner steps: [len(lrs) + 1, N].
+def adaptation_curves(policy: GaussianMLPPolicy, sampler: TaskSampler, tasks: Sequence[Task], num_traj: int,
+                      lrs: Sequence[float], gamma: float, gae_lambda: float, generator: torch.Generator,
+                      seed_rng: np.random.Generator) -> tuple[Tensor, Tensor | None]:
+    """Per-task mean return and success rate after each number of inner steps, each [len(lrs) + 1, N]
+    (success is ``None`` for envs that do not report it).
 
-    Row 0 is the return of the trajectories used for the first adaptation; row k the return of
-    NEW trajectories of the k-times adapted policy.
+    Row 0 is the trajectories used for the first adaptation; row k NEW trajectories of the k-times
+    adapted policy.
     """
     batches = sample_adaptation_batches(sampler, policy, tasks, num_traj, lrs, gamma, gae_lambda, generator, seed_rng)
-    return torch.stack([batch.episode_returns().mean(dim=1) for batch in batches])
+    returns = torch.stack([batch.episode_returns().mean(dim=1) for batch in batches])
+    if batches[0].success is None:
+        return returns, None
+    return returns, torch.stack([batch.success.mean(dim=1) for batch in batches])
 
 
-def summarize(returns: Tensor) -> list[dict[str, float]]:
-    """Mean and standard error over tasks for each step; ``returns`` [K + 1, N]."""
-    num_tasks = returns.shape[1]
+def summarize(values: Tensor) -> list[dict[str, float]]:
+    """Mean and standard error over tasks for each step; ``values`` [K + 1, N]."""
+    num_tasks = values.shape[1]
     rows = []
-    for step, per_task in enumerate(returns.double()):
+    for step, per_task in enumerate(values.double()):
         stderr = float(per_task.std(unbiased=True)) / math.sqrt(num_tasks) if num_tasks > 1 else float("nan")
         rows.append({"step": step, "mean": float(per_task.mean()), "stderr": stderr})
     return rows
 
 
-def evaluate_checkpoint(run: RunDir, which: str, num_steps: int, num_traj: int, inner_lr: float | None = None,
-                        later_factor: float = 0.5, seed: int | None = None,
-                        num_tasks: int | None = None) -> dict[str, Any]:
-    """Adaptation curve of one checkpoint of a run on the run's held-out tasks.
+@dataclass(frozen=True)
+class EvalSettings:
+    """How to evaluate: K inner steps, M trajectories per task and step, the step-size schedule
+    (``inner_lr`` defaults to each run's own), and the seed (default: the first run's)."""
+
+    num_steps: int = 3
+    num_traj: int = 40
+    inner_lr: float | None = None
+    later_factor: float = 0.5
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_steps < 0 or self.num_traj < 1:
+            raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
+        if (self.inner_lr is not None and not self.inner_lr > 0) or not self.later_factor > 0:
+            raise ConfigError("--inner-lr and --later-lr-factor must be positive")
+
+
+def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None = None) -> list[Task]:
+    """The run's recorded held-out test tasks, or as many validation tasks drawn from its seed."""
+    run.require("config", "test_tasks")
+    recorded = read_json(run.test_tasks)["tasks"]
+    if num_tasks is not None and not 1 <= num_tasks <= len(recorded):
+        raise ConfigError(f"--num-tasks must be between 1 and {len(recorded)} (the recorded held-out tasks)")
+    count = len(recorded) if num_tasks is None else num_tasks
+    if task_set == "test":
+        return recorded[:count]
+    if task_set == "validation":
+        config = load_config(run.config)
+        return TaskSampler(config.env_id, config.horizon, config.env_kwargs).sample_tasks(
+            count, validation_task_rng(config.seed))
+    raise ConfigError(f"--task-set must be one of {', '.join(TASK_SETS)}, got {task_set!r}")
+
+
+def checkpoint_label(method: str, which: str, iteration: int) -> str:
+    """E.g. ``MAML (final, it. 300)``, ``pretrained (best, it. 212)``, ``oracle (it. 100)``."""
+    name = METHOD_LABELS.get(method, method)
+    if method == "random":
+        return name
+    kind = f"{which}, " if which in ("final", "best") else ""
+    return f"{name} ({kind}it. {iteration})"
+
+
+def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: Sequence[Task],
+                        seed: int) -> dict[str, Any]:
+    """Adaptation curve of one checkpoint of a run on ``tasks``.
 
     Args:
         which: ``final``, ``best`` or an iteration number kept with ``snapshot_every``.
-        inner_lr: first step size (default the run's ``inner_lr``); later steps use ``* later_factor``.
-        seed: evaluation seed (default the run's seed).
-        num_tasks: use only the first held-out tasks.
 
     Returns:
-        A JSON-ready dict: ``summary`` (mean and standard error per step), ``per_task`` [N][K+1]
-        returns, and the settings used.
+        A JSON-ready dict: ``label``, ``method``, ``summary`` (mean and standard error of the return
+        per step), ``per_task`` [N][K+1] returns, the same for the success rate when the env
+        reports it, and the settings used.
     """
-    run.require("config", "test_tasks", "checkpoint")
+    run.require("config", "checkpoint")
     config = load_config(run.config)
     path = run.checkpoint_for(which)
     if not path.is_file():
@@ -69,15 +117,43 @@ def evaluate_checkpoint(run: RunDir, which: str, num_steps: int, num_traj: int, 
     state = load_checkpoint(path)
     trainer = Trainer(config, run)
     trainer.policy.load_state_dict(state["policy"])
-    tasks = read_json(run.test_tasks)["tasks"]
-    if num_tasks is not None:
-        if not 1 <= num_tasks <= len(tasks):
-            raise ConfigError(f"--num-tasks must be between 1 and {len(tasks)} (the recorded held-out tasks)")
-        tasks = tasks[:num_tasks]
-    lrs = step_sizes(config.inner_lr if inner_lr is None else inner_lr, num_steps, later_factor)
-    seed = config.seed if seed is None else seed
+    lrs = step_sizes(config.inner_lr if settings.inner_lr is None else settings.inner_lr, settings.num_steps,
+                     settings.later_factor)
     generator, seed_rng = evaluation_streams(seed)
-    returns = adaptation_returns(trainer.policy, trainer.sampler, tasks, num_traj, lrs, config.gamma,
-                                 config.gae_lambda, generator, seed_rng)
-    return {"env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"], "seed": seed,
-            "num_traj": num_traj, "step_sizes": lrs, "summary": summarize(returns), "per_task": returns.T.tolist()}
+    returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs, config.gamma,
+                                         config.gae_lambda, generator, seed_rng)
+    result = {"label": checkpoint_label(config.method, which, state["iteration"]), "method": config.method,
+              "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
+              "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,
+              "summary": summarize(returns), "per_task": returns.T.tolist()}
+    if success is not None:
+        result.update(success_summary=summarize(success), per_task_success=success.T.tolist())
+    return result
+
+
+def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: EvalSettings,
+                  task_set: str = "test", num_tasks: int | None = None) -> dict[str, Any]:
+    """Evaluate every requested checkpoint of every run on the SAME tasks (the first run's) with the
+    same seed, so methods are compared on identical tasks and evaluation noise.
+
+    A ``random`` run has only its initial policy; it is evaluated once whatever ``checkpoints`` says.
+    """
+    if not runs:
+        raise ConfigError("give at least one run folder")
+    for run in runs:
+        run.require("config", "test_tasks", "checkpoint")
+    first = load_config(runs[0].config)
+    for run in runs[1:]:
+        other = load_config(run.config)
+        if (other.env_id, other.env_kwargs) != (first.env_id, first.env_kwargs):
+            raise ConfigError(f"{run.path} trains {other.env_id} {other.env_kwargs or ''}, but {runs[0].path} "
+                              f"trains {first.env_id} {first.env_kwargs or ''}: compare runs of one task family")
+    tasks = evaluation_tasks(runs[0], task_set, num_tasks)
+    seed = first.seed if settings.seed is None else settings.seed
+    results = []
+    for run in runs:
+        wanted = ["final"] if load_config(run.config).method == "random" else list(checkpoints)
+        results.extend(evaluate_checkpoint(run, which, settings, tasks, seed) for which in wanted)
+    return {"env_id": first.env_id, "env_kwargs": first.env_kwargs, "task_set": task_set,
+            "tasks_from": str(runs[0].path), "num_tasks": len(tasks), "num_traj": settings.num_traj,
+            "seed": seed, "results": results}

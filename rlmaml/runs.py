@@ -56,10 +56,6 @@ class RunDir:
     def test_tasks(self) -> Path:
         return self.path / "test_tasks.json"
 
-    @property
-    def evaluation(self) -> Path:
-        return self.path / "evaluation.json"
-
     def require(self, *files: str) -> None:
         """Raise RunError unless the folder exists and holds the named files (attribute names)."""
         if not self.path.is_dir():

@@ -20,16 +20,21 @@ from rlmaml.tasks import Task, checked_tasks, make_env, task_env, task_features
 
 
 class _GymEnvs:
-    """One Gymnasium env per sub-env, stepped in a Python loop (the generic path)."""
+    """One Gymnasium env per sub-env, stepped in a Python loop (the generic path).
+
+    After each step, ``success`` [E] holds the envs' ``info["success"]`` if any env reports it.
+    """
 
     def __init__(self, envs: list[gym.Env]):
         self.envs = envs
         self.num_envs = len(envs)
         self._alive = np.ones(self.num_envs, dtype=bool)
         self._last_obs: np.ndarray | None = None
+        self.success: np.ndarray | None = None
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         self._alive[:] = True
+        self.success = None
         self._last_obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds)])
         return self._last_obs.copy()
 
@@ -40,7 +45,11 @@ class _GymEnvs:
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         for i in np.flatnonzero(self._alive):
-            obs[i], reward[i], terminated[i], truncated[i], _ = self.envs[i].step(actions[i])
+            obs[i], reward[i], terminated[i], truncated[i], info = self.envs[i].step(actions[i])
+            if "success" in info:
+                if self.success is None:
+                    self.success = np.zeros(self.num_envs, dtype=bool)
+                self.success[i] = bool(info["success"])
         self._alive &= ~(terminated | truncated)
         return obs.copy(), reward, terminated, truncated
 
@@ -52,6 +61,10 @@ class _WithTaskFeatures:
         self.env = env
         self.features = features
         self.num_envs = env.num_envs
+
+    @property
+    def success(self) -> np.ndarray | None:
+        return getattr(self.env, "success", None)
 
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         return np.concatenate([np.asarray(self.env.reset(seeds), dtype=np.float32), self.features], axis=1)
@@ -135,6 +148,7 @@ class TaskSampler:
         mask = np.zeros((num_envs, horizon), dtype=np.float32)
         log_probs = torch.zeros(num_tasks, num_traj, horizon, dtype=dtype)
         alive = np.ones(num_envs, dtype=bool)
+        succeeded: np.ndarray | None = None  # [E], once the env reports success
         current = np.asarray(env.reset(seed_rng.integers(0, 2**31 - 1, size=num_envs)), dtype=np.float32)
         for t in range(horizon):
             obs[:, t] = current.reshape(num_envs, self.obs_dim)
@@ -146,6 +160,10 @@ class TaskSampler:
             next_obs, reward, terminated, truncated = env.step(action.view(num_envs, -1).numpy())
             mask[alive, t] = 1.0
             rewards[alive, t] = reward[alive]
+            reported = getattr(env, "success", None)
+            if reported is not None:
+                succeeded = np.zeros(num_envs, dtype=bool) if succeeded is None else succeeded
+                succeeded[alive] |= np.asarray(reported, dtype=bool)[alive]
             alive &= ~(np.asarray(terminated) | np.asarray(truncated))
             if not alive.any():
                 break
@@ -158,4 +176,5 @@ class TaskSampler:
             mask=torch.from_numpy(mask).to(dtype).view(shape),
             log_probs=log_probs,
             advantages=torch.zeros(shape, dtype=dtype),
+            success=None if succeeded is None else torch.from_numpy(succeeded).to(dtype).view(num_tasks, num_traj),
         )

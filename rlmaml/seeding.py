@@ -52,6 +52,15 @@ def evaluation_streams(seed: int) -> tuple[torch.Generator, np.random.Generator]
     return torch.Generator().manual_seed(_int_seed(noise_seq)), np.random.default_rng(env_seq)
 
 
+VALIDATION_SALT = 0x76616C69  # "vali": validation tasks, apart from training and test tasks
+
+
+def validation_task_rng(seed: int) -> np.random.Generator:
+    """Generator for validation tasks of a run with root ``seed`` (for choosing evaluation settings
+    without looking at the recorded test tasks)."""
+    return np.random.default_rng(np.random.SeedSequence([seed, VALIDATION_SALT]))
+
+
 def _int_seed(sequence: np.random.SeedSequence) -> int:
     """A 63-bit integer seed (for torch) drawn from a SeedSequence."""
     return int(sequence.generate_state(1, np.uint64)[0] >> 1)

@@ -40,7 +40,11 @@ class TaskEnv(Protocol):
 
 
 class BatchedEnv(Protocol):
-    """A natively vectorised env over ``num_envs`` sub-envs; arrays have leading axis [E]."""
+    """A natively vectorised env over ``num_envs`` sub-envs; arrays have leading axis [E].
+
+    An env that knows when a task is solved may also keep a ``success`` attribute: bool [E] for
+    the last step (rlmaml then reports success rates next to returns).
+    """
 
     num_envs: int
 

@@ -42,7 +42,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, run: RunDir):
         self.config = config
         self.run = run
-        self.sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs)
+        self.sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, oracle=config.method == "oracle")
         self.streams = RandomStreams.from_seed(config.seed)
         self.policy = make_policy(config, self.sampler, self.streams.policy_init_seed)
         self.meta = MetaTRPO(self.policy, config.inner_lrs, config.first_order, config.trpo)
@@ -99,10 +99,13 @@ class Trainer:
         before_update = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
         stats = self.meta.step(meta_batch)
         done = time.perf_counter()
+        before, after = (meta_batch.train or [meta_batch.valid])[0], meta_batch.valid  # baselines: no inner step
         record = {
             "iteration": self.iteration,
-            "pre_return": float(meta_batch.train[0].episode_returns().mean()),
-            "post_return": float(meta_batch.valid.episode_returns().mean()),
+            "pre_return": float(before.episode_returns().mean()),
+            "post_return": float(after.episode_returns().mean()),
+            **({} if after.success is None else {"pre_success": float(before.success.mean()),
+                                                 "post_success": float(after.success.mean())}),
             **stats,
             "time_sampling": sampled - start,
             "time_update": done - sampled,
@@ -115,12 +118,14 @@ class Trainer:
         return record
 
     def train(self, progress: bool = True) -> None:
-        """Run until ``num_iterations``; Ctrl-C writes a checkpoint of the last finished iteration."""
+        """Run until ``num_iterations`` (none for ``random``); Ctrl-C writes a checkpoint of the last
+        finished iteration."""
         last_state = self._state()
-        bar = tqdm(total=self.config.num_iterations, initial=self.iteration, disable=not progress,
-                   desc="meta-training", unit="it")
+        bar = tqdm(total=self.config.trained_iterations, initial=self.iteration, disable=not progress,
+                   desc="meta-training" if self.config.method == "maml" else f"training ({self.config.method})",
+                   unit="it")
         try:
-            while self.iteration < self.config.num_iterations:
+            while self.iteration < self.config.trained_iterations:
                 record = self.train_iteration()
                 append_metrics(record, self.run.metrics)
                 self.iteration += 1

@@ -38,12 +38,13 @@ def test_train_then_evaluate(capsys, tmp_path):
     run = tmp_path / "run"
     assert main(["train", *TINY, "--run-dir", str(run)]) == 0
     out = capsys.readouterr().out
-    assert f"Results in {run}/" in out and "mean return" in out
+    assert f"Results in {run}/" in out and "return after K steps" in out
+    assert (run / "evaluation.png").stat().st_size > 10_000
     assert main(["evaluate", str(run), "--num-steps", "2", "--num-traj", "3", "--checkpoint", "best"]) == 0
     out = capsys.readouterr().out
-    assert "best iterate" in out
-    result = json.loads((run / "evaluation.json").read_text())
-    assert [row["step"] for row in result["summary"]] == [0, 1, 2]
+    assert "MAML (best, it. " in out
+    (result,) = json.loads((run / "evaluation.json").read_text())["results"]
+    assert [row["step"] for row in result["summary"]] == [0, 1, 2] and result["checkpoint"] == "best"
     assert result["step_sizes"] == [0.1, 0.05] and len(result["per_task"]) == 4
     assert "already holds a run" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
     assert "has no snapshots/iteration-00001.pt" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"])
@@ -55,7 +56,7 @@ def test_snapshots_are_kept_and_evaluated(capsys, tmp_path):
     assert main(["train", *TINY, "--set", "snapshot_every=1", "--run-dir", str(run), "--no-evaluate"]) == 0
     assert sorted(p.name for p in (run / "snapshots").iterdir()) == ["iteration-00001.pt", "iteration-00002.pt"]
     assert main(["evaluate", str(run), "--checkpoint", "1", "--num-traj", "2", "--num-steps", "1"]) == 0
-    assert "snapshot (iteration 1)" in capsys.readouterr().out
+    assert "MAML (it. 1)" in capsys.readouterr().out
 
 
 def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):
@@ -63,8 +64,8 @@ def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):
     main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"])
     results = []
     for seed in (5, 5, 6):
-        main(["evaluate", str(run), "--num-traj", "3", "--seed", str(seed), "--output", str(tmp_path / "e.json")])
-        results.append(json.loads((tmp_path / "e.json").read_text())["per_task"])
+        main(["evaluate", str(run), "--num-traj", "3", "--seed", str(seed), "--out-dir", str(tmp_path / "e")])
+        results.append([r["per_task"] for r in json.loads((tmp_path / "e" / "evaluation.json").read_text())["results"]])
     assert results[0] == results[1] and results[0] != results[2]
 
 

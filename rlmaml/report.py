@@ -1,0 +1,132 @@
+"""Evaluation tables (CSV) and figures (PNG): adaptation curves and training curves."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+CSV_COLUMNS = ("label", "method", "run", "checkpoint", "iteration", "metric", "step", "step_size", "mean", "stderr",
+               "per_task")
+METHOD_COLORS = {"maml": "tab:blue", "pretrained": "tab:orange", "random": "tab:gray", "oracle": "tab:green"}
+
+
+def csv_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (checkpoint, metric, step) of an :func:`rlmaml.evaluation.evaluate_runs` result;
+    ``per_task`` holds the per-task values separated by spaces."""
+    rows = []
+    for result in evaluation["results"]:
+        metrics = [("return", result["summary"], result["per_task"])]
+        if "success_summary" in result:
+            metrics.append(("success_rate", result["success_summary"], result["per_task_success"]))
+        for metric, summary, per_task in metrics:
+            for row in summary:
+                step = row["step"]
+                rows.append({"label": result["label"], "method": result["method"], "run": result["run"],
+                             "checkpoint": result["checkpoint"], "iteration": result["iteration"], "metric": metric,
+                             "step": step, "step_size": result["step_sizes"][step - 1] if step else 0.0,
+                             "mean": row["mean"], "stderr": row["stderr"],
+                             "per_task": " ".join(f"{task[step]:.6g}" for task in per_task)})
+    return rows
+
+
+def write_csv(evaluation: dict[str, Any], path: Path) -> None:
+    """The evaluation as a CSV table (see :func:`csv_rows`)."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(csv_rows(evaluation))
+
+
+def _line_style(results: Sequence[dict[str, Any]], index: int) -> tuple[str, str]:
+    """Colour by method; a method's second and later checkpoints get dashed/dotted lines."""
+    method = results[index]["method"]
+    rank = sum(r["method"] == method for r in results[:index])
+    return METHOD_COLORS.get(method, f"C{index}"), ("-", "--", ":", "-.")[rank % 4]
+
+
+def _draw_curves(ax: Any, evaluation: dict[str, Any], summary_key: str) -> None:
+    results = evaluation["results"]
+    num_steps = max(len(r[summary_key]) for r in results if summary_key in r) - 1
+    steps_axis = np.arange(num_steps + 1)
+    for index, result in enumerate(results):
+        if summary_key not in result:
+            continue
+        color, style = _line_style(results, index)
+        mean = np.array([row["mean"] for row in result[summary_key]])
+        stderr = np.nan_to_num(np.array([row["stderr"] for row in result[summary_key]]))
+        if result["method"] == "oracle":  # the oracle knows the task: a level to aim for, drawn flat
+            ax.axhline(mean[0], color=color, linestyle=style, label=result["label"])
+            ax.axhspan(mean[0] - stderr[0], mean[0] + stderr[0], color=color, alpha=0.15, linewidth=0)
+        else:
+            x = steps_axis[: len(mean)]
+            ax.plot(x, mean, color=color, linestyle=style, marker="o", label=result["label"])
+            ax.fill_between(x, mean - stderr, mean + stderr, color=color, alpha=0.2, linewidth=0)
+    ax.set_xticks(steps_axis)
+    ax.set_xlabel("number of gradient steps")
+    ax.grid(alpha=0.3)
+
+
+def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
+    """Return (and success rate, if reported) vs number of inner gradient steps, one line per
+    evaluated checkpoint, bands of +- one standard error over tasks; the oracle as a level."""
+    has_success = any("success_summary" in r for r in evaluation["results"])
+    fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11 if has_success else 6.5, 4.5), squeeze=False)
+    _draw_curves(axes[0, 0], evaluation, "summary")
+    axes[0, 0].set_ylabel("average return per trajectory (env reward units)")
+    if has_success:
+        _draw_curves(axes[0, 1], evaluation, "success_summary")
+        axes[0, 1].set_ylabel("success rate (fraction of trajectories)")
+        axes[0, 1].set_ylim(-0.02, 1.02)
+    axes[0, 0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{evaluation['env_id']}: {evaluation['num_tasks']} {evaluation['task_set']} tasks x "
+                 f"{evaluation['num_traj']} trajectories per step (bands: ±1 standard error over tasks)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing moving average [len(values)] (shorter windows at the start)."""
+    if window <= 1:
+        return values
+    cumulative = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, len(values) + 1), window)
+    return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
+
+
+def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, smooth: int = 10) -> None:
+    """Training curves of several runs, given as (name, metrics records): pre- and post-adaptation
+    return, KL of the meta-update, and seconds per meta-iteration, against meta-iteration."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    for index, (name, records) in enumerate(runs):
+        if not records:
+            continue
+        color = f"C{index}"
+        iteration = np.array([r["iteration"] for r in records])
+        for key, style, what in (("pre_return", "--", "before"), ("post_return", "-", "after")):
+            values = np.array([r[key] for r in records])
+            axes[0].plot(iteration, values, color=color, alpha=0.15, linestyle=style)
+            axes[0].plot(iteration, moving_average(values, smooth), color=color, linestyle=style,
+                         label=f"{name}: {what} adaptation")
+        kl = np.array([r["kl"] for r in records])
+        axes[1].plot(iteration, kl, color=color, alpha=0.15)
+        axes[1].plot(iteration, moving_average(kl, smooth), color=color, label=name)
+        axes[2].plot(iteration, moving_average(np.array([r["time_total"] for r in records]), smooth), color=color,
+                     label=name)
+    axes[0].set_ylabel(f"average return per trajectory (moving average of {smooth})")
+    axes[1].set_ylabel(f"KL of the meta-update (moving average of {smooth})")
+    axes[2].set_ylabel(f"seconds per meta-iteration (moving average of {smooth})")
+    for ax in axes:
+        ax.set_xlabel("meta-iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,118 @@
+"""Comparison methods (pretrained, oracle, random), multi-run evaluation tables and figures."""
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rlmaml.cli import main
+from rlmaml.config import from_dict
+from rlmaml.evaluation import evaluation_tasks, summarize
+from rlmaml.report import csv_rows
+from rlmaml.runs import RunDir, read_metrics
+from rlmaml.sampling import TaskSampler
+from rlmaml.seeding import RandomStreams
+
+TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
+        "--set", "num_eval_tasks=5", "--no-progress", "--no-evaluate"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One tiny run per method, same seed and task family."""
+    root = tmp_path_factory.mktemp("methods")
+    paths = {}
+    for method in ("maml", "pretrained", "oracle", "random"):
+        paths[method] = root / method
+        assert main(["train", *TINY, "--method", method, "--run-dir", str(paths[method])]) == 0
+    return paths
+
+
+def test_baselines_train_without_inner_steps_and_random_not_at_all(runs):
+    pretrained = read_metrics(RunDir(runs["pretrained"]).metrics)
+    assert len(pretrained) == 2 and all(r["pre_return"] == r["post_return"] for r in pretrained)
+    maml = read_metrics(RunDir(runs["maml"]).metrics)
+    assert all(r["pre_return"] != r["post_return"] for r in maml)
+    assert read_metrics(RunDir(runs["random"]).metrics) == []
+    assert torch.load(runs["random"] / "checkpoint.pt")["iteration"] == 0
+    assert from_dict({"method": "pretrained", "num_inner_steps": 2}).inner_lrs == []
+
+
+def test_oracle_policy_observes_the_task_parameter(runs):
+    oracle = torch.load(runs["oracle"] / "checkpoint.pt")["policy"]
+    maml = torch.load(runs["maml"] / "checkpoint.pt")["policy"]
+    assert oracle["weight0"].shape[0] == maml["weight0"].shape[0] + 2  # Navigation2D's goal (x, y)
+
+
+def test_one_evaluation_of_all_methods_on_the_same_tasks(runs, tmp_path, capsys):
+    out = tmp_path / "compare"
+    order = ["maml", "pretrained", "oracle", "random"]
+    assert main(["evaluate", *(str(runs[m]) for m in order), "--num-steps", "2", "--num-traj", "3",
+                 "--out-dir", str(out)]) == 0
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    labels = [r["label"] for r in evaluation["results"]]
+    assert labels[-1] == "random init" and labels[0].startswith("MAML (final, it. 2)")
+    assert [r["checkpoint"] for r in evaluation["results"]] == ["final", "best"] * 3 + ["final"]
+    assert evaluation["num_tasks"] == 5 and all(len(r["per_task"]) == 5 for r in evaluation["results"])
+    assert evaluation["tasks_from"] == str(runs["maml"])
+    assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (out / "evaluation.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 7 * 3 and {row["metric"] for row in rows} == {"return"}
+    printed = capsys.readouterr().out
+    assert all(label in printed for label in labels)
+
+
+def test_table_means_and_standard_errors_match_a_direct_computation():
+    per_task = [[-10.0, -4.0], [-20.0, -2.0], [-30.0, -3.0], [-12.5, -1.0]]  # [tasks][steps]
+    summary = summarize(torch.tensor(per_task).T)
+    evaluation = {"results": [{"label": "x", "method": "maml", "run": "r", "checkpoint": "final", "iteration": 1,
+                               "step_sizes": [0.1], "summary": summary, "per_task": per_task}]}
+    rows = csv_rows(evaluation)
+    for step, row in enumerate(rows):
+        values = np.array([task[step] for task in per_task])
+        assert row["mean"] == pytest.approx(values.mean())
+        assert row["stderr"] == pytest.approx(values.std(ddof=1) / math.sqrt(len(values)))
+        assert [float(v) for v in row["per_task"].split()] == list(values)
+    assert rows[1]["step_size"] == 0.1 and rows[0]["step_size"] == 0.0
+
+
+def test_evaluation_of_several_runs_is_deterministic_for_a_seed(runs, tmp_path):
+    def per_task(seed):
+        out = tmp_path / f"e{seed}"
+        main(["evaluate", str(runs["maml"]), str(runs["pretrained"]), "--num-traj", "2", "--num-steps", "1",
+              "--seed", str(seed), "--out-dir", str(out)])
+        return [r["per_task"] for r in json.loads((out / "evaluation.json").read_text())["results"]]
+    assert per_task(4) == per_task(4) != per_task(5)
+
+
+def test_held_out_tasks_never_overlap_training_or_validation_tasks(runs):
+    run = RunDir(runs["maml"])
+    config = from_dict(json.loads(run.config.read_text()))
+    test = [json.dumps(t) for t in evaluation_tasks(run)]
+    validation = [json.dumps(t) for t in evaluation_tasks(run, "validation")]
+    sampler = TaskSampler(config.env_id)
+    train_stream = RandomStreams.from_seed(config.seed).train_tasks
+    training = {json.dumps(t) for _ in range(200) for t in sampler.sample_tasks(config.num_tasks, train_stream)}
+    assert len(training) == 200 * config.num_tasks and len(set(test)) == len(test) == len(validation)
+    assert not training & set(test) and not training & set(validation) and not set(test) & set(validation)
+
+
+def test_comparing_runs_of_different_families_is_a_one_line_error(runs, tmp_path, capsys):
+    other = tmp_path / "clip"
+    main(["train", *TINY, "--set", 'env_kwargs={"action_mode": "clip"}', "--run-dir", str(other)])
+    capsys.readouterr()
+    assert main(["evaluate", str(runs["maml"]), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "compare runs of one task family" in err and len(err.strip().splitlines()) == 1
+
+
+def test_plot_writes_training_curves_of_several_runs(runs, tmp_path, capsys):
+    output = tmp_path / "curves.png"
+    assert main(["plot", str(runs["maml"]), str(runs["pretrained"]), "--output", str(output)]) == 0
+    assert output.read_bytes()[:4] == b"\x89PNG" and str(output) in capsys.readouterr().out
+    assert main(["plot", str(runs["random"])]) == 2
+    assert "no metrics to plot yet" in capsys.readouterr().err

@@ -216,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Meta-train a policy. Settings come from a preset, then --config, "
                                        "then flags. Without arguments: a short Navigation2D run.")
     train.add_argument("--preset", choices=sorted(PRESETS),
-                       help=f"starting settings (default {DEFAULT_PRESET}; nav-paper = the paper's 2D navigation)")
+                       help=f"starting settings (default {DEFAULT_PRESET}; see the README)")
     train.add_argument("--config", type=Path, help="JSON or TOML file of config fields")
     train.add_argument("--run-dir", type=Path, help="output folder (default runs/<preset>-<time>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")

@@ -68,6 +68,9 @@ class TrainConfig:
     """Maximum backtracking steps before the update is rejected."""
     hvp_traj_fraction: float = 1.0
     """Fraction of each task's trajectories used for the CG Hessian-vector products (1.0: all)."""
+    num_workers: int | None = None
+    """Rollout worker processes; ``null``: one per CPU core for families that benefit (MuJoCo), none
+    otherwise; 0: sample in the training process. Results are bitwise reproducible for a given count."""
     seed: int = 0
     """Root seed: training tasks, held-out tasks, env seeds and policy noise are spawned from it."""
     num_eval_tasks: int = 40
@@ -86,6 +89,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
             raise ConfigError(f"snapshot_every must be a non-negative integer, got {self.snapshot_every!r}")
+        if self.num_workers is not None and (not isinstance(self.num_workers, int) or self.num_workers < 0):
+            raise ConfigError(f"num_workers must be a non-negative integer or null, got {self.num_workers!r}")
         if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
             raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
         for name in ("inner_lr", "max_kl", "init_std"):
@@ -133,15 +138,27 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 NAV_PAPER: dict[str, Any] = dict(num_tasks=20, num_traj=20, hidden_sizes=(100, 100), activation="relu",
                                  init_std=1.0, inner_lr=0.1, num_inner_steps=1, max_kl=0.01, cg_iterations=10,
                                  hvp_traj_fraction=0.2, num_iterations=300)
+LOCOMOTION_PAPER: dict[str, Any] = dict(num_tasks=40, num_traj=20, hidden_sizes=(100, 100), activation="relu",
+                                        init_std=1.0, inner_lr=0.1, num_inner_steps=1, max_kl=0.01, cg_iterations=10,
+                                        hvp_traj_fraction=0.1, num_iterations=500)
 PRESETS: dict[str, dict[str, Any]] = {
     "nav-paper": NAV_PAPER,
     "nav-quick": {**NAV_PAPER, "num_iterations": 50},
+    "cheetah-vel": {**LOCOMOTION_PAPER, "env_id": "rlmaml/HalfCheetahVel-v0"},
+    "cheetah-dir": {**LOCOMOTION_PAPER, "env_id": "rlmaml/HalfCheetahDir-v0"},
+    "ant-vel": {**LOCOMOTION_PAPER, "env_id": "rlmaml/AntVel-v0"},
+    "ant-dir": {**LOCOMOTION_PAPER, "env_id": "rlmaml/AntDir-v0", "num_traj": 40},
+    "ant-goal": {**LOCOMOTION_PAPER, "env_id": "rlmaml/AntGoal-v0"},
 }
 """Named starting points. ``nav-paper``: the paper's 2D-navigation settings (20 tasks x 20
 trajectories, the env's registered horizon (100 for Navigation2D), 2x100 ReLU, inner step 0.1, TRPO max KL 0.01, 10 CG iterations), with
 the CG curvature measured on 20% of each task's trajectories for speed (``hvp_traj_fraction=1``
 for all of them).
-``nav-quick``: the same for 50 meta-iterations, the default of ``rlmaml train``."""
+``nav-quick``: the same for 50 meta-iterations, the default of ``rlmaml train``.
+``cheetah-vel``, ``cheetah-dir``, ``ant-vel``, ``ant-dir``, ``ant-goal``: the paper's locomotion
+settings (40 tasks x 20 trajectories, 40 for ant-dir as in the paper; the env's registered horizon
+200; 2x100 ReLU; inner step 0.1; TRPO max KL 0.01, 10 CG iterations on 10% of the trajectories;
+500 meta-iterations)."""
 DEFAULT_PRESET = "nav-quick"
 
 

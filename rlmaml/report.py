@@ -51,8 +51,15 @@ def _line_style(results: Sequence[dict[str, Any]], index: int) -> tuple[str, str
     return METHOD_COLORS.get(method, f"C{index}"), ("-", "--", ":", "-.")[rank % 4]
 
 
+def _legend_label(result: dict[str, Any], show_step_sizes: bool) -> str:
+    if not show_step_sizes or result["method"] == "oracle" or not result["step_sizes"]:
+        return result["label"]
+    return f"{result['label']}, step sizes {', '.join(f'{lr:g}' for lr in result['step_sizes'])}"
+
+
 def _draw_curves(ax: Any, evaluation: dict[str, Any], summary_key: str) -> None:
     results = evaluation["results"]
+    schedules = {tuple(r["step_sizes"]) for r in results if r["method"] != "oracle"}
     num_steps = max(len(r[summary_key]) for r in results if summary_key in r) - 1
     steps_axis = np.arange(num_steps + 1)
     for index, result in enumerate(results):
@@ -62,11 +69,12 @@ def _draw_curves(ax: Any, evaluation: dict[str, Any], summary_key: str) -> None:
         mean = np.array([row["mean"] for row in result[summary_key]])
         stderr = np.nan_to_num(np.array([row["stderr"] for row in result[summary_key]]))
         if result["method"] == "oracle":  # the oracle knows the task: a level to aim for, drawn flat
-            ax.axhline(mean[0], color=color, linestyle=style, label=result["label"])
+            ax.axhline(mean[0], color=color, linestyle=style, label=f"{result['label']} (no adaptation)")
             ax.axhspan(mean[0] - stderr[0], mean[0] + stderr[0], color=color, alpha=0.15, linewidth=0)
         else:
             x = steps_axis[: len(mean)]
-            ax.plot(x, mean, color=color, linestyle=style, marker="o", label=result["label"])
+            ax.plot(x, mean, color=color, linestyle=style, marker="o",
+                    label=_legend_label(result, show_step_sizes=len(schedules) > 1))
             ax.fill_between(x, mean - stderr, mean + stderr, color=color, alpha=0.2, linewidth=0)
     ax.set_xticks(steps_axis)
     ax.set_xlabel("number of gradient steps")
@@ -85,8 +93,8 @@ def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
         axes[0, 1].set_ylabel("success rate (fraction of trajectories)")
         axes[0, 1].set_ylim(-0.02, 1.02)
     axes[0, 0].legend(fontsize=8, loc="best")
-    fig.suptitle(f"{evaluation['env_id']}: {evaluation['num_tasks']} {evaluation['task_set']} tasks x "
-                 f"{evaluation['num_traj']} trajectories per step (bands: ±1 standard error over tasks)", fontsize=10)
+    fig.suptitle(f"{evaluation['env_id']}\n{evaluation['num_tasks']} {evaluation['task_set']} tasks x "
+                 f"{evaluation['num_traj']} trajectories per step; bands: ±1 standard error over tasks", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -8,14 +8,17 @@ With ``oracle=True`` the task family's ``task_features`` are appended to every o
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import Tensor
 
 from rlmaml.batch import Batch
 from rlmaml.policy import GaussianMLPPolicy, Params, standard_normal_log_prob
+from rlmaml.workers import RolloutWorkers
 from rlmaml.tasks import Task, checked_tasks, make_env, task_env, task_features
 
 
@@ -82,10 +85,13 @@ class TaskSampler:
         horizon: steps per trajectory; ``None`` takes the id's ``max_episode_steps``.
         env_kwargs: keyword arguments for ``gymnasium.make``.
         oracle: append the task family's ``task_features`` to the observations.
+        num_workers: rollout worker processes (see :mod:`rlmaml.workers`); ``None`` starts one per
+            CPU core for families that ask for it (``parallel_rollouts = True``, the MuJoCo
+            ones) and none otherwise; 0 samples in this process.
     """
 
     def __init__(self, env_id: str, horizon: int | None = None, env_kwargs: dict[str, Any] | None = None,
-                 oracle: bool = False):
+                 oracle: bool = False, num_workers: int | None = None):
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self.oracle = oracle
@@ -104,6 +110,10 @@ class TaskSampler:
             probe = self.sample_tasks(1, np.random.default_rng(0))
             self.obs_dim += task_features(self.family, probe, env_id).shape[1]
         self._gym_envs: list[gym.Env] = []
+        if num_workers is None:
+            wants = getattr(self.family, "parallel_rollouts", False) and callable(getattr(self.family, "batched_env", None))
+            num_workers = (os.cpu_count() or 1) if wants else 0
+        self.workers = RolloutWorkers(env_id, self.env_kwargs, self.horizon, oracle, num_workers) if num_workers > 1 else None
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> list[Task]:
         """``num_tasks`` tasks drawn from ``rng`` by the task family (checked to be JSON-ready dicts)."""
@@ -130,6 +140,9 @@ class TaskSampler:
                generator: torch.Generator, seed_rng: np.random.Generator) -> Batch:
         """Roll out ``num_traj`` trajectories per task.
 
+        The action noise [T, N, M, act_dim] and the reset seeds [N*M] are drawn here, before any
+        env runs, so rollout workers see the same noise and seeds (see :mod:`rlmaml.workers`).
+
         Args:
             params: meta-parameters (shared) or per-task parameters with leading axis [N].
             generator: torch RNG for the policy's action noise.
@@ -139,42 +152,74 @@ class TaskSampler:
             A :class:`Batch` of shape [N, num_traj, horizon, ...] with zero advantages.
         """
         num_tasks, horizon = len(tasks), self.horizon
-        env = self._vector_env(tasks, num_traj)
-        num_envs = num_tasks * num_traj
         dtype = next(policy.parameters()).dtype
-        obs = np.zeros((num_envs, horizon, self.obs_dim), dtype=np.float32)
-        actions = torch.zeros(num_tasks, num_traj, horizon, self.act_dim, dtype=dtype)
-        rewards = np.zeros((num_envs, horizon), dtype=np.float32)
-        mask = np.zeros((num_envs, horizon), dtype=np.float32)
-        log_probs = torch.zeros(num_tasks, num_traj, horizon, dtype=dtype)
-        alive = np.ones(num_envs, dtype=bool)
-        succeeded: np.ndarray | None = None  # [E], once the env reports success
-        current = np.asarray(env.reset(seed_rng.integers(0, 2**31 - 1, size=num_envs)), dtype=np.float32)
-        for t in range(horizon):
-            obs[:, t] = current.reshape(num_envs, self.obs_dim)
-            mean, log_std = policy.distribution(params, torch.from_numpy(obs[:, t]).to(dtype).view(num_tasks, num_traj, -1))
-            noise = torch.randn(mean.shape, generator=generator, dtype=dtype)
-            action = mean + torch.exp(log_std) * noise
-            actions[:, :, t] = action
-            log_probs[:, :, t] = standard_normal_log_prob(noise, log_std)
-            next_obs, reward, terminated, truncated = env.step(action.view(num_envs, -1).numpy())
-            mask[alive, t] = 1.0
-            rewards[alive, t] = reward[alive]
-            reported = getattr(env, "success", None)
-            if reported is not None:
-                succeeded = np.zeros(num_envs, dtype=bool) if succeeded is None else succeeded
-                succeeded[alive] |= np.asarray(reported, dtype=bool)[alive]
-            alive &= ~(np.asarray(terminated) | np.asarray(truncated))
-            if not alive.any():
-                break
-            current = np.asarray(next_obs, dtype=np.float32)
+        noise = torch.stack([torch.randn((num_tasks, num_traj, self.act_dim), generator=generator, dtype=dtype)
+                             for _ in range(horizon)])
+        seeds = seed_rng.integers(0, 2**31 - 1, size=num_tasks * num_traj)
+        if self.workers is not None and num_tasks > 1:
+            rollout = self.workers.roll_out(policy, params, tasks, num_traj, noise, seeds)
+        else:
+            rollout = roll_out(self._vector_env(tasks, num_traj), policy, params, noise, seeds, self.obs_dim)
         shape = (num_tasks, num_traj, horizon)
+        success = rollout["success"]
         return Batch(
-            observations=torch.from_numpy(obs).to(dtype).view(*shape, self.obs_dim),
-            actions=actions,
-            rewards=torch.from_numpy(rewards).to(dtype).view(shape),
-            mask=torch.from_numpy(mask).to(dtype).view(shape),
-            log_probs=log_probs,
+            observations=torch.from_numpy(rollout["observations"]).to(dtype).view(*shape, self.obs_dim),
+            actions=rollout["actions"],
+            rewards=torch.from_numpy(rollout["rewards"]).to(dtype).view(shape),
+            mask=torch.from_numpy(rollout["mask"]).to(dtype).view(shape),
+            log_probs=rollout["log_probs"],
             advantages=torch.zeros(shape, dtype=dtype),
-            success=None if succeeded is None else torch.from_numpy(succeeded).to(dtype).view(num_tasks, num_traj),
+            success=None if success is None else torch.from_numpy(success).to(dtype).view(num_tasks, num_traj),
         )
+
+    def close(self) -> None:
+        """Stop the rollout workers, if any."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
+
+
+def roll_out(env: Any, policy: GaussianMLPPolicy, params: Params, noise: Tensor, seeds: np.ndarray,
+             obs_dim: int) -> dict[str, Any]:
+    """Step a vectorised env of E = N*M sub-envs (sub-env i on task i // M) with the policy.
+
+    Args:
+        params: shared, or per-task with leading axis [N].
+        noise: standard-normal action noise [T, N, M, act_dim]; T is the horizon.
+        seeds: reset seeds [E].
+
+    Returns:
+        ``observations`` [E, T, obs_dim], ``rewards`` and ``mask`` [E, T] (numpy float32),
+        ``actions`` [N, M, T, act_dim] and ``log_probs`` [N, M, T] (tensors), ``success`` [E]
+        (numpy bool, or None if the env never reports it).
+    """
+    horizon, num_tasks, num_traj, act_dim = noise.shape
+    num_envs = num_tasks * num_traj
+    obs = np.zeros((num_envs, horizon, obs_dim), dtype=np.float32)
+    actions = torch.zeros(num_tasks, num_traj, horizon, act_dim, dtype=noise.dtype)
+    rewards = np.zeros((num_envs, horizon), dtype=np.float32)
+    mask = np.zeros((num_envs, horizon), dtype=np.float32)
+    log_probs = torch.zeros(num_tasks, num_traj, horizon, dtype=noise.dtype)
+    alive = np.ones(num_envs, dtype=bool)
+    succeeded: np.ndarray | None = None  # [E], once the env reports success
+    current = np.asarray(env.reset(seeds), dtype=np.float32)
+    for t in range(horizon):
+        obs[:, t] = current.reshape(num_envs, obs_dim)
+        mean, log_std = policy.distribution(params, torch.from_numpy(obs[:, t]).to(noise.dtype)
+                                            .view(num_tasks, num_traj, -1))
+        action = mean + torch.exp(log_std) * noise[t]
+        actions[:, :, t] = action
+        log_probs[:, :, t] = standard_normal_log_prob(noise[t], log_std)
+        next_obs, reward, terminated, truncated = env.step(action.view(num_envs, -1).numpy())
+        mask[alive, t] = 1.0
+        rewards[alive, t] = reward[alive]
+        reported = getattr(env, "success", None)
+        if reported is not None:
+            succeeded = np.zeros(num_envs, dtype=bool) if succeeded is None else succeeded
+            succeeded[alive] |= np.asarray(reported, dtype=bool)[alive]
+        alive &= ~(np.asarray(terminated) | np.asarray(truncated))
+        if not alive.any():
+            break
+        current = np.asarray(next_obs, dtype=np.float32)
+    return {"observations": obs, "actions": actions, "rewards": rewards, "mask": mask, "log_probs": log_probs,
+            "success": succeeded}

@@ -82,6 +82,9 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         module = env_id.partition(":")[0]
         missing = getattr(error.__cause__, "name", None) or error.name or module  # Gymnasium re-raises without it
         raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: no module named {missing!r}") from None
+    except gym.error.DependencyNotInstalled as error:
+        raise EnvMakeError(f"{env_id} needs a dependency that is not installed ({error}); for rlmaml's "
+                           f'MuJoCo families: pip install "rlmaml[mujoco]"') from None
     except gym.error.Error as error:
         raise EnvMakeError(f"unknown env {env_id!r}: {error} (see `rlmaml envs`)") from None
 

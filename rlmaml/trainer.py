@@ -42,7 +42,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, run: RunDir):
         self.config = config
         self.run = run
-        self.sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, oracle=config.method == "oracle")
+        self.sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, oracle=config.method == "oracle",
+                                   num_workers=config.num_workers)
         self.streams = RandomStreams.from_seed(config.seed)
         self.policy = make_policy(config, self.sampler, self.streams.policy_init_seed)
         self.meta = MetaTRPO(self.policy, config.inner_lrs, config.first_order, config.trpo)

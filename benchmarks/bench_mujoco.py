@@ -1,0 +1,113 @@
+"""HalfCheetah sampling throughput and meta-iteration time at the cheetah-vel preset.
+
+    python benchmarks/bench_mujoco.py                 # both parts, about 5 minutes on 2 cores
+    python benchmarks/bench_mujoco.py --skip-training # throughput only
+
+Throughput: 800 HalfCheetahVel envs (40 tasks x 20 trajectories, horizon 200), the 2x100 ReLU
+policy in the loop, in three ways: rlmaml's rollout workers (one process per core, each running a
+batched HalfCheetah and its own policy copy), the same batched env in one process, and Gymnasium's
+SyncVectorEnv over 800 ``gym.make`` envs with the policy in the same loop. Medians of ``--repeats``.
+
+Meta-iteration: ``rlmaml train --preset cheetah-vel`` for ``--iterations`` meta-iterations in a
+temporary folder; the median of time_total (sampling + TRPO update) and its parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import rlmaml  # noqa: F401  (registers the task families)
+from rlmaml.config import resolve
+from rlmaml.policy import GaussianMLPPolicy
+from rlmaml.runs import read_metrics
+from rlmaml.sampling import TaskSampler
+from rlmaml.trainer import Trainer
+
+ENV_ID = "rlmaml/HalfCheetahVel-v0"
+NUM_TASKS, NUM_TRAJ, HORIZON = 40, 20, 200
+
+
+def rlmaml_rate(num_workers: int, repeats: int) -> float:
+    sampler = TaskSampler(ENV_ID, HORIZON, num_workers=num_workers)
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, (100, 100))
+    tasks = sampler.sample_tasks(NUM_TASKS, np.random.default_rng(0))
+    rates = []
+    try:
+        for repeat in range(repeats + 1):
+            start = time.perf_counter()
+            sampler.sample(policy, policy.params(), tasks, NUM_TRAJ, torch.Generator().manual_seed(repeat),
+                           np.random.default_rng(repeat))
+            if repeat:  # the first call starts the workers' envs
+                rates.append(NUM_TASKS * NUM_TRAJ * HORIZON / (time.perf_counter() - start))
+    finally:
+        sampler.close()
+    return statistics.median(rates)
+
+
+@torch.no_grad()
+def sync_vector_rate(repeats: int) -> float:
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID) for _ in range(NUM_TASKS * NUM_TRAJ)])
+    tasks = envs.envs[0].unwrapped.sample_tasks(NUM_TASKS, np.random.default_rng(0))
+    for i, env in enumerate(envs.envs):
+        env.unwrapped.set_task(tasks[i // NUM_TRAJ])
+    torch.manual_seed(0)
+    policy = GaussianMLPPolicy(envs.single_observation_space.shape[0], envs.single_action_space.shape[0], (100, 100))
+    params = policy.params()
+    rates = []
+    for repeat in range(repeats):
+        obs, _ = envs.reset(seed=repeat)
+        start = time.perf_counter()
+        for _ in range(HORIZON):
+            mean, log_std = policy.distribution(params, torch.as_tensor(obs, dtype=torch.float32).view(NUM_TASKS, NUM_TRAJ, -1))
+            action = (mean + torch.exp(log_std) * torch.randn(mean.shape)).view(NUM_TASKS * NUM_TRAJ, -1)
+            obs, *_ = envs.step(action.numpy())
+        rates.append(NUM_TASKS * NUM_TRAJ * HORIZON / (time.perf_counter() - start))
+    envs.close()
+    return statistics.median(rates)
+
+
+def meta_iteration_times(iterations: int) -> dict[str, float]:
+    config = resolve("cheetah-vel", {}, {"num_iterations": iterations})
+    with tempfile.TemporaryDirectory() as folder:
+        trainer = Trainer.create(config, Path(folder) / "run")
+        trainer.train(progress=False)
+        trainer.sampler.close()
+        records = read_metrics(trainer.run.metrics)[1:]  # the first iteration starts the workers
+    return {key: statistics.median(r[key] for r in records) for key in ("time_total", "time_sampling", "time_update")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=6)
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args()
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"torch threads {torch.get_num_threads()}")
+    workers = os.cpu_count() or 1
+    print(f"rollout throughput, {NUM_TASKS * NUM_TRAJ} HalfCheetah envs x {HORIZON} steps, policy in the loop (median of {args.repeats}):")
+    ours = rlmaml_rate(workers, args.repeats)
+    print(f"  rlmaml rollout workers ({workers}):     {ours:9.0f} steps/s", flush=True)
+    print(f"  rlmaml batched env, in process: {rlmaml_rate(0, args.repeats):9.0f} steps/s", flush=True)
+    sync = sync_vector_rate(args.repeats)
+    print(f"  gymnasium SyncVectorEnv:        {sync:9.0f} steps/s", flush=True)
+    print(f"  workers / SyncVectorEnv:        {ours / sync:9.2f}x")
+    if not args.skip_training:
+        times = meta_iteration_times(args.iterations)
+        print(f"meta-iteration at cheetah-vel (40 tasks x 20 traj x 200 steps, TRPO), median of {args.iterations - 1}: "
+              f"{times['time_total']:.2f} s (sampling {times['time_sampling']:.2f} s, update {times['time_update']:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rlmaml.evaluation import evaluate_checkpoint
+from rlmaml.config import load_config
+from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_tasks
 from rlmaml.runs import RunDir
 
 
@@ -33,8 +34,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for path in args.runs:
         run = RunDir(path)
+        tasks, seed = evaluation_tasks(run), load_config(run.config).seed
         for which in checkpoints(run):
-            result = evaluate_checkpoint(run, which, num_steps=3, num_traj=args.num_traj)
+            result = evaluate_checkpoint(run, which, EvalSettings(num_steps=3, num_traj=args.num_traj), tasks, seed)
             cells = " | ".join(f"{row['mean']:.1f} ± {row['stderr']:.1f}" for row in result["summary"])
             print(f"| {path.name} | {which} | {result['iteration']} | {cells} |", flush=True)
 

@@ -116,3 +116,13 @@ def test_plot_writes_training_curves_of_several_runs(runs, tmp_path, capsys):
     assert output.read_bytes()[:4] == b"\x89PNG" and str(output) in capsys.readouterr().out
     assert main(["plot", str(runs["random"])]) == 2
     assert "no metrics to plot yet" in capsys.readouterr().err
+
+
+def test_validation_task_set_is_evaluated_on_other_tasks_than_the_test_set(runs, tmp_path):
+    out = {}
+    for task_set in ("test", "validation"):
+        main(["evaluate", str(runs["maml"]), "--task-set", task_set, "--num-traj", "2", "--num-steps", "1",
+              "--checkpoint", "final", "--out-dir", str(tmp_path / task_set)])
+        out[task_set] = json.loads((tmp_path / task_set / "evaluation.json").read_text())
+    assert out["validation"]["task_set"] == "validation" and out["test"]["task_set"] == "test"
+    assert out["validation"]["results"][0]["per_task"] != out["test"]["results"][0]["per_task"]

@@ -127,6 +127,8 @@ class HalfCheetahDirEnv(_DirectionTasks, _ClippedActions, HalfCheetahEnv):
 
 
 class _AntTask(_ClippedActions, AntEnv):
+    parallel_rollouts = True  # no batched Ant yet: workers step one Gymnasium env per trajectory
+
     def __init__(self, healthy_reward: float, **kwargs: Any):
         super().__init__(ctrl_cost_weight=ANT_CTRL_COST, contact_cost_weight=ANT_CONTACT_COST,
                          healthy_reward=healthy_reward, **kwargs)

@@ -41,6 +41,8 @@ class MetaWorldML1Env(gym.Env):
     Tasks are ``{"rand_vec": [floats]}``; ``task_features`` returns the same vector (the oracle's view).
     """
 
+    parallel_rollouts = True  # simulation dominates: workers step one env per trajectory
+
     def __init__(self, env_name: str = "reach-v3"):
         metaworld = _metaworld()
         classes = metaworld.env_dict.ALL_V3_ENVIRONMENTS

@@ -86,8 +86,9 @@ class TaskSampler:
         env_kwargs: keyword arguments for ``gymnasium.make``.
         oracle: append the task family's ``task_features`` to the observations.
         num_workers: rollout worker processes (see :mod:`rlmaml.workers`); ``None`` starts one per
-            CPU core for families that ask for it (``parallel_rollouts = True``, the MuJoCo
-            ones) and none otherwise; 0 samples in this process.
+            CPU core for families that ask for it (``parallel_rollouts = True``: the MuJoCo and
+            Meta-World ones) and none otherwise; 0 samples in this process. Workers step the
+            family's ``batched_env`` if it has one, else one Gymnasium env per trajectory.
     """
 
     def __init__(self, env_id: str, horizon: int | None = None, env_kwargs: dict[str, Any] | None = None,
@@ -111,8 +112,7 @@ class TaskSampler:
             self.obs_dim += task_features(self.family, probe, env_id).shape[1]
         self._gym_envs: list[gym.Env] = []
         if num_workers is None:
-            wants = getattr(self.family, "parallel_rollouts", False) and callable(getattr(self.family, "batched_env", None))
-            num_workers = (os.cpu_count() or 1) if wants else 0
+            num_workers = (os.cpu_count() or 1) if getattr(self.family, "parallel_rollouts", False) else 0
         self.workers = RolloutWorkers(env_id, self.env_kwargs, self.horizon, oracle, num_workers) if num_workers > 1 else None
 
     def sample_tasks(self, num_tasks: int, rng: np.random.Generator) -> list[Task]:

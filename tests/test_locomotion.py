@@ -111,10 +111,16 @@ def test_rollout_workers_match_in_process_sampling_and_are_reproducible():
         with_workers.close()
 
 
-def test_families_without_a_batched_env_use_the_generic_path():
-    assert TaskSampler("rlmaml/AntVel-v0", horizon=5).workers is None
-    sampler = TaskSampler("rlmaml/HalfCheetahDir-v0", horizon=5)
+def test_families_without_a_batched_env_use_workers_over_gymnasium_envs():
+    in_process = TaskSampler("rlmaml/AntVel-v0", horizon=8, num_workers=0)
+    auto = TaskSampler("rlmaml/AntVel-v0", horizon=8)  # Ant asks for workers, has no batched env
     try:
-        assert sampler.workers is not None  # chosen automatically for the MuJoCo cheetah
+        assert auto.workers is not None and not hasattr(auto.family, "batched_env")
+        torch.manual_seed(0)
+        policy = GaussianMLPPolicy(auto.obs_dim, auto.act_dim, (8,))
+        tasks = auto.sample_tasks(3, np.random.default_rng(0))
+        a, b = _sample(in_process, policy, tasks, policy.params()), _sample(auto, policy, tasks, policy.params())
+        torch.testing.assert_close(a.observations[:, :, :3], b.observations[:, :, :3], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.mask, b.mask)
     finally:
-        sampler.close()
+        auto.close()

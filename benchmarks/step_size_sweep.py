@@ -6,7 +6,8 @@
 For every run (and the final iterate), each schedule "first step A, later steps A * F" on a grid is
 evaluated on ``--num-tasks`` validation tasks (drawn from the first run's seed, never training or
 test tasks: ``rlmaml evaluate --task-set validation``); the schedule with the best mean return
-after ``--select-step`` steps is kept. Then every run is evaluated once on the recorded test tasks
+after ``--select-step`` steps is kept (ties, as for schedules sharing the first step size when
+selecting on one step, go to the better sum over the later steps). Then every run is evaluated once on the recorded test tasks
 with its chosen schedule (the oracle, which needs no adaptation, with the default one), and the
 table, CSV and figure are written as by ``rlmaml evaluate``. The validation grid goes to
 ``step_sizes.csv``.
@@ -47,7 +48,8 @@ def main() -> None:
         for first, factor in itertools.product(args.first, args.factors):
             settings = EvalSettings(args.num_steps, args.validation_traj, first, factor)
             (result,) = evaluate_runs([run], ["final"], settings, task_set="validation")["results"]
-            score = result["summary"][args.select_step]["mean"]
+            means = [row["mean"] for row in result["summary"]]
+            score = (means[args.select_step], sum(means[args.select_step:]))  # ties: better later steps win
             grid_rows.append({"run": str(run.path), "first_step_size": first, "later_factor": factor,
                               **{f"return_{row['step']}": round(row["mean"], 3) for row in result["summary"]}})
             print(f"{run.path}: first {first:g}, factor {factor:g}: "
@@ -56,7 +58,7 @@ def main() -> None:
                 best = (score, first, factor)
         chosen[run.path] = best[1:]
         print(f"{run.path}: chosen first step {best[1]:g}, later factor {best[2]:g} "
-              f"(validation return after {args.select_step} steps {best[0]:.2f})", flush=True)
+              f"(validation return after {args.select_step} steps {best[0][0]:.2f})", flush=True)
     with (args.out_dir / "step_sizes.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(grid_rows[0]))
         writer.writeheader()

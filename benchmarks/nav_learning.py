@@ -17,6 +17,7 @@ from pathlib import Path
 from rlmaml.config import load_config
 from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_tasks
 from rlmaml.runs import RunDir
+from rlmaml.trainer import Trainer
 
 
 def checkpoints(run: RunDir) -> list[str]:
@@ -34,9 +35,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for path in args.runs:
         run = RunDir(path)
-        tasks, seed = evaluation_tasks(run), load_config(run.config).seed
+        config = load_config(run.config)
+        tasks, trainer = evaluation_tasks(run), Trainer(config, run)
         for which in checkpoints(run):
-            result = evaluate_checkpoint(run, which, EvalSettings(num_steps=3, num_traj=args.num_traj), tasks, seed)
+            result = evaluate_checkpoint(run, which, EvalSettings(num_steps=3, num_traj=args.num_traj), tasks,
+                                         config.seed, trainer)
             cells = " | ".join(f"{row['mean']:.1f} ± {row['stderr']:.1f}" for row in result["summary"])
             print(f"| {path.name} | {which} | {result['iteration']} | {cells} |", flush=True)
 

@@ -83,8 +83,8 @@ def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None 
         return recorded[:count]
     if task_set == "validation":
         config = load_config(run.config)
-        return TaskSampler(config.env_id, config.horizon, config.env_kwargs).sample_tasks(
-            count, validation_task_rng(config.seed))
+        sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, num_workers=0)  # tasks only
+        return sampler.sample_tasks(count, validation_task_rng(config.seed))
     raise ConfigError(f"--task-set must be one of {', '.join(TASK_SETS)}, got {task_set!r}")
 
 
@@ -97,12 +97,15 @@ def checkpoint_label(method: str, which: str, iteration: int) -> str:
     return f"{name} ({kind}it. {iteration})"
 
 
-def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: Sequence[Task],
-                        seed: int) -> dict[str, Any]:
+def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: Sequence[Task], seed: int,
+                        trainer: Trainer | None = None) -> dict[str, Any]:
     """Adaptation curve of one checkpoint of a run on ``tasks``.
 
     Args:
         which: ``final``, ``best`` or an iteration number kept with ``snapshot_every``.
+        trainer: the run's :class:`Trainer` (its sampler and policy are reused; the checkpoint's
+            parameters are loaded into its policy). Without it one is built and its rollout
+            workers stopped afterwards; pass one to evaluate several checkpoints of a run.
 
     Returns:
         A JSON-ready dict: ``label``, ``method``, ``summary`` (mean and standard error of the return
@@ -115,13 +118,18 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     if not path.is_file():
         raise RunError(f"{run.path} has no {path.relative_to(run.path)}")
     state = load_checkpoint(path)
-    trainer = Trainer(config, run)
+    own_trainer = trainer is None
+    trainer = Trainer(config, run) if trainer is None else trainer
     trainer.policy.load_state_dict(state["policy"])
     lrs = step_sizes(config.inner_lr if settings.inner_lr is None else settings.inner_lr, settings.num_steps,
                      settings.later_factor)
     generator, seed_rng = evaluation_streams(seed)
-    returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs, config.gamma,
-                                         config.gae_lambda, generator, seed_rng)
+    try:
+        returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs,
+                                             config.gamma, config.gae_lambda, generator, seed_rng)
+    finally:
+        if own_trainer:
+            trainer.sampler.close()
     result = {"label": checkpoint_label(config.method, which, state["iteration"]), "method": config.method,
               "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
               "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,
@@ -152,8 +160,13 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
     seed = first.seed if settings.seed is None else settings.seed
     results = []
     for run in runs:
-        wanted = ["final"] if load_config(run.config).method == "random" else list(checkpoints)
-        results.extend(evaluate_checkpoint(run, which, settings, tasks, seed) for which in wanted)
+        config = load_config(run.config)
+        wanted = ["final"] if config.method == "random" else list(checkpoints)
+        trainer = Trainer(config, run)  # one sampler (and set of rollout workers) for all its checkpoints
+        try:
+            results.extend(evaluate_checkpoint(run, which, settings, tasks, seed, trainer) for which in wanted)
+        finally:
+            trainer.sampler.close()
     return {"env_id": first.env_id, "env_kwargs": first.env_kwargs, "task_set": task_set,
             "tasks_from": str(runs[0].path), "num_tasks": len(tasks), "num_traj": settings.num_traj,
             "seed": seed, "results": results}

@@ -69,7 +69,7 @@ class TrainConfig:
     hvp_traj_fraction: float = 1.0
     """Fraction of each task's trajectories used for the CG Hessian-vector products (1.0: all)."""
     num_workers: int | None = None
-    """Rollout worker processes; ``null``: one per CPU core for families that benefit (MuJoCo), none
+    """Rollout worker processes; ``null``: one per CPU core for families that benefit (MuJoCo, Meta-World), none
     otherwise; 0: sample in the training process. Results are bitwise reproducible for a given count."""
     seed: int = 0
     """Root seed: training tasks, held-out tasks, env seeds and policy noise are spawned from it."""

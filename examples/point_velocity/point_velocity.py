@@ -32,6 +32,8 @@ from typing import Any, Sequence
 import gymnasium as gym
 import numpy as np
 
+from rlmaml.plugins import register_families
+
 TARGET_LOW, TARGET_HIGH = -1.5, 1.5
 DECAY, GAIN, CONTROL_COST = 0.9, 0.2, 0.05
 HORIZON = 50
@@ -110,6 +112,4 @@ FAMILIES = {
 """What the ``rlmaml.envs`` entry point hands to rlmaml (see pyproject.toml)."""
 
 # Importing the module registers the ids, which is what ``--env point_velocity:examples/...`` needs.
-for _env_id, _spec in FAMILIES.items():
-    if _env_id not in gym.registry:
-        gym.register(_env_id, entry_point=_spec["entry_point"], max_episode_steps=_spec["max_episode_steps"])
+register_families(FAMILIES, source="point_velocity")

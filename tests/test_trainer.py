@@ -82,7 +82,8 @@ def test_run_killed_with_sigkill_resumes_from_last_checkpoint(tmp_path):
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = tmp_path / "killed" / "metrics.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and len(read_metrics(metrics)) < 3:
+    # The checkpoint of iteration 3 is written before the 4th metrics record is appended.
+    while time.time() < deadline and len(read_metrics(metrics)) < 4:
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()

@@ -62,6 +62,8 @@ def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise ConfigError(f"--hidden-sizes expects integers like 100,100, got {args.hidden_sizes!r}") from None
     if args.first_order:
         overrides["first_order"] = True
+    if args.tensorboard:
+        overrides["tensorboard"] = True
     return overrides
 
 
@@ -225,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
                            choices=METHODS if field == "method" else None)
     train.add_argument("--hidden-sizes", help="hidden layer widths, e.g. 100,100")
     train.add_argument("--first-order", action="store_true", help="first-order MAML meta-gradient")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also log metrics to RUN_DIR/tensorboard/ (needs rlmaml[tensorboard])")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="set any config field (VALUE as JSON), e.g. --set cg_damping=1e-3")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")

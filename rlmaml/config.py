@@ -79,6 +79,8 @@ class TrainConfig:
     """Write a checkpoint every this many meta-iterations (and always at the end or on Ctrl-C)."""
     snapshot_every: int = 0
     """Also keep the policy every this many meta-iterations in ``snapshots/`` (0: never)."""
+    tensorboard: bool = False
+    """Also log every metric to TensorBoard event files in ``tensorboard/`` (needs ``rlmaml[tensorboard]``)."""
 
     def __post_init__(self) -> None:
         positive = ("num_tasks", "num_traj", "num_iterations", "num_inner_steps", "cg_iterations",
@@ -108,6 +110,9 @@ class TrainConfig:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.activation not in ("relu", "tanh"):
             raise ConfigError(f"activation must be relu or tanh, got {self.activation!r}")
+        for name in ("first_order", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not self.hidden_sizes or any(not isinstance(h, int) or h < 1 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
 

@@ -53,6 +53,10 @@ class RunDir:
         return self.path / "snapshots" / f"iteration-{iteration:05d}.pt"
 
     @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
     def test_tasks(self) -> Path:
         return self.path / "test_tasks.json"
 

@@ -17,6 +17,7 @@ from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, save
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
+from rlmaml.tensorboard import MetricsBoard, require_tensorboard
 from rlmaml.trpo import MetaBatch, MetaTRPO
 
 
@@ -40,6 +41,8 @@ class Trainer:
     """Owns one run folder; ``create`` starts a run, ``resume`` continues one from its checkpoint."""
 
     def __init__(self, config: TrainConfig, run: RunDir):
+        if config.tensorboard:
+            require_tensorboard()  # before anything is written
         self.config = config
         self.run = run
         self.sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, oracle=config.method == "oracle",
@@ -125,10 +128,13 @@ class Trainer:
         bar = tqdm(total=self.config.trained_iterations, initial=self.iteration, disable=not progress,
                    desc="meta-training" if self.config.method == "maml" else f"training ({self.config.method})",
                    unit="it")
+        board = MetricsBoard(self.run, self.iteration) if self.config.tensorboard else None
         try:
             while self.iteration < self.config.trained_iterations:
                 record = self.train_iteration()
                 append_metrics(record, self.run.metrics)
+                if board is not None:
+                    board.log(record)
                 self.iteration += 1
                 last_state = self._state()
                 if self.iteration % self.config.checkpoint_every == 0:
@@ -145,4 +151,6 @@ class Trainer:
             raise
         finally:
             bar.close()
+            if board is not None:
+                board.close()
         self._save(last_state)

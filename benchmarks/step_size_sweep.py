@@ -59,10 +59,11 @@ def main() -> None:
     grid_rows, chosen = [], {}
     for run in runs:
         best = None
-        trainer = Trainer(load_config(run.config), run)  # one sampler for all its evaluations
+        config = load_config(run.config)
+        trainer = Trainer(config, run)  # one sampler for all its evaluations
+        names = ["final"] if config.method == "random" else checkpoints_of(run, args.checkpoints)  # untrained
         try:
-            for which, first, factor in itertools.product(checkpoints_of(run, args.checkpoints), args.first,
-                                                          args.factors):
+            for which, first, factor in itertools.product(names, args.first, args.factors):
                 settings = EvalSettings(args.num_steps, args.validation_traj, first, factor)
                 result = evaluate_checkpoint(run, which, settings, validation, first_config.seed, trainer)
                 means = [row["mean"] for row in result["summary"]]

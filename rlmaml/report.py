@@ -85,17 +85,19 @@ def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
     """Return (and success rate, if reported) vs number of inner gradient steps, one line per
     evaluated checkpoint, bands of +- one standard error over tasks; the oracle as a level."""
     has_success = any("success_summary" in r for r in evaluation["results"])
-    fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11 if has_success else 6.5, 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11 if has_success else 6.5, 5.5),
+                             squeeze=False, layout="constrained")
     _draw_curves(axes[0, 0], evaluation, "summary")
     axes[0, 0].set_ylabel("average return per trajectory (env reward units)")
     if has_success:
         _draw_curves(axes[0, 1], evaluation, "success_summary")
         axes[0, 1].set_ylabel("success rate (fraction of trajectories)")
         axes[0, 1].set_ylim(-0.02, 1.02)
-    axes[0, 0].legend(fontsize=8, loc="best")
+    # below the axes: inside, it hid the oracle's level or the curves' ends
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center")
     fig.suptitle(f"{evaluation['env_id']}\n{evaluation['num_tasks']} {evaluation['task_set']} tasks x "
                  f"{evaluation['num_traj']} trajectories per step; bands: ±1 standard error over tasks", fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -120,11 +120,13 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
             continue
         color = f"C{index}"
         iteration = np.array([r["iteration"] for r in records])
-        for key, style, what in (("pre_return", "--", "before"), ("post_return", "-", "after")):
-            values = np.array([r[key] for r in records])
+        pre, post = (np.array([r[key] for r in records]) for key in ("pre_return", "post_return"))
+        # pretrained / oracle train without an inner step: one return, one line
+        curves = ([(post, "-", f"{name}: training return (no inner step)")] if np.array_equal(pre, post) else
+                  [(pre, "--", f"{name}: before adaptation"), (post, "-", f"{name}: after adaptation")])
+        for values, style, label in curves:
             axes[0].plot(iteration, values, color=color, alpha=0.15, linestyle=style)
-            axes[0].plot(iteration, moving_average(values, smooth), color=color, linestyle=style,
-                         label=f"{name}: {what} adaptation")
+            axes[0].plot(iteration, moving_average(values, smooth), color=color, linestyle=style, label=label)
         kl = np.array([r["kl"] for r in records])
         axes[1].plot(iteration, kl, color=color, alpha=0.15)
         axes[1].plot(iteration, moving_average(kl, smooth), color=color, label=name)

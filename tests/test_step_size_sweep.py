@@ -1,0 +1,68 @@
+"""benchmarks/step_size_sweep.py: the published comparisons choose checkpoints and step sizes on
+validation tasks only, then evaluate the choice on the test tasks exactly as `rlmaml evaluate` does."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlmaml.cli import main
+
+SWEEP = Path(__file__).resolve().parents[1] / "benchmarks" / "step_size_sweep.py"
+TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
+        "--set", "num_eval_tasks=4", "--set", "snapshot_every=1", "--no-progress", "--no-evaluate"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    runs = {method: root / method for method in ("maml", "random", "oracle")}
+    for method, path in runs.items():
+        assert main(["train", *TINY, "--method", method, "--run-dir", str(path)]) == 0
+    out = root / "out"
+    subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), str(runs["random"]), "--oracle", str(runs["oracle"]),
+                    "--checkpoints", "all", "--first", "0.05", "0.3", "--factors", "1", "0.5", "--select-step", "1",
+                    "--num-steps", "2", "--validation-traj", "3", "--num-traj", "3", "--out-dir", str(out)],
+                   check=True, capture_output=True, text=True)
+    with (out / "step_sizes.csv").open() as handle:
+        grid = list(csv.DictReader(handle))
+    return runs, out, grid, json.loads((out / "evaluation.json").read_text())
+
+
+def test_grid_covers_every_checkpoint_and_schedule_random_only_its_initial_policy(sweep):
+    runs, _, grid, _ = sweep
+    maml_rows = {(r["checkpoint"], float(r["first_step_size"]), float(r["later_factor"]))
+                 for r in grid if r["run"] == str(runs["maml"])}
+    assert maml_rows == {(c, a, f) for c in ("final", "1", "2") for a in (0.05, 0.3) for f in (1.0, 0.5)}
+    assert {r["checkpoint"] for r in grid if r["run"] == str(runs["random"])} == {"final"}
+    assert not any(r["run"] == str(runs["oracle"]) for r in grid)  # the oracle is not tuned
+
+
+def test_choice_is_the_best_validation_row_after_the_selected_step(sweep):
+    runs, _, grid, evaluation = sweep
+    for method in ("maml", "random"):
+        rows = [r for r in grid if r["run"] == str(runs[method])]
+        best = max(rows, key=lambda r: (float(r["return_1"]), float(r["return_1"]) + float(r["return_2"])))
+        chosen = evaluation["selection"][str(runs[method])]
+        assert (chosen["checkpoint"], chosen["first"], chosen["later_factor"]) == \
+            (best["checkpoint"], float(best["first_step_size"]), float(best["later_factor"]))
+
+
+def test_test_table_equals_rlmaml_evaluate_with_the_chosen_settings(sweep, tmp_path):
+    runs, _, grid, evaluation = sweep
+    assert evaluation["task_set"] == "test"
+    chosen = evaluation["selection"][str(runs["maml"])]
+    assert main(["evaluate", str(runs["maml"]), "--checkpoint", chosen["checkpoint"], "--num-steps", "2",
+                 "--num-traj", "3", "--inner-lr", str(chosen["first"]), "--later-lr-factor", str(chosen["later_factor"]),
+                 "--out-dir", str(tmp_path)]) == 0
+    direct = json.loads((tmp_path / "evaluation.json").read_text())["results"][0]
+    swept = next(r for r in evaluation["results"] if r["run"] == str(runs["maml"]))
+    assert swept["per_task"] == direct["per_task"] and swept["step_sizes"] == direct["step_sizes"]
+    validation = [r for r in grid if r["run"] == str(runs["maml"]) and r["checkpoint"] == chosen["checkpoint"]
+                  and float(r["first_step_size"]) == chosen["first"] and float(r["later_factor"]) == chosen["later_factor"]]
+    assert round(swept["summary"][0]["mean"], 3) != float(validation[0]["return_0"])  # other tasks than validation
+    oracle = next(r for r in evaluation["results"] if r["method"] == "oracle")
+    assert oracle["checkpoint"] == "final"

@@ -29,11 +29,11 @@ def sweep(tmp_path_factory):
                    check=True, capture_output=True, text=True)
     with (out / "step_sizes.csv").open() as handle:
         grid = list(csv.DictReader(handle))
-    return runs, out, grid, json.loads((out / "evaluation.json").read_text())
+    return runs, grid, json.loads((out / "evaluation.json").read_text())
 
 
 def test_grid_covers_every_checkpoint_and_schedule_random_only_its_initial_policy(sweep):
-    runs, _, grid, _ = sweep
+    runs, grid, _ = sweep
     maml_rows = {(r["checkpoint"], float(r["first_step_size"]), float(r["later_factor"]))
                  for r in grid if r["run"] == str(runs["maml"])}
     assert maml_rows == {(c, a, f) for c in ("final", "1", "2") for a in (0.05, 0.3) for f in (1.0, 0.5)}
@@ -42,7 +42,7 @@ def test_grid_covers_every_checkpoint_and_schedule_random_only_its_initial_polic
 
 
 def test_choice_is_the_best_validation_row_after_the_selected_step(sweep):
-    runs, _, grid, evaluation = sweep
+    runs, grid, evaluation = sweep
     for method in ("maml", "random"):
         rows = [r for r in grid if r["run"] == str(runs[method])]
         best = max(rows, key=lambda r: (float(r["return_1"]), float(r["return_1"]) + float(r["return_2"])))
@@ -52,7 +52,7 @@ def test_choice_is_the_best_validation_row_after_the_selected_step(sweep):
 
 
 def test_test_table_equals_rlmaml_evaluate_with_the_chosen_settings(sweep, tmp_path):
-    runs, _, grid, evaluation = sweep
+    runs, grid, evaluation = sweep
     assert evaluation["task_set"] == "test"
     chosen = evaluation["selection"][str(runs["maml"])]
     assert main(["evaluate", str(runs["maml"]), "--checkpoint", chosen["checkpoint"], "--num-steps", "2",

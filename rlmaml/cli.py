@@ -131,8 +131,9 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
               + "  step sizes")
         for r in results:
             if key in r:
-                print(f"{r['label']:{width}s}" + "".join(f"  {_cell(row, cell)}" for row in r[key])
-                      + "  " + ", ".join(f"{lr:g}" for lr in r["step_sizes"]))
+                blanks = " " * (cell + 2) * (num_steps - len(r[key]))  # the oracle: one column
+                print(f"{r['label']:{width}s}" + "".join(f"  {_cell(row, cell)}" for row in r[key]) + blanks
+                      + "  " + (", ".join(f"{lr:g}" for lr in r["step_sizes"]) or "none"))
 
 
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,

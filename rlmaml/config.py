@@ -26,8 +26,8 @@ class TrainConfig:
 
     method: str = "maml"
     """What to train: ``maml``; ``pretrained`` (TRPO on the whole task distribution, no inner step in
-    training, fine-tuned at evaluation); ``oracle`` (like pretrained, observing the task parameter);
-    ``random`` (no training: the initial policy, fine-tuned at evaluation)."""
+    training, fine-tuned at evaluation); ``oracle`` (like pretrained, observing the task parameter;
+    evaluated without adaptation); ``random`` (no training: the initial policy, fine-tuned at evaluation)."""
     env_id: str = "rlmaml/Navigation2D-v0"
     """Gymnasium id of the task family (must follow the rlmaml task protocol)."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)

@@ -99,7 +99,8 @@ def checkpoint_label(method: str, which: str, iteration: int) -> str:
 
 def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: Sequence[Task], seed: int,
                         trainer: Trainer | None = None) -> dict[str, Any]:
-    """Adaptation curve of one checkpoint of a run on ``tasks``.
+    """Adaptation curve of one checkpoint of a run on ``tasks`` (an oracle run: its return before
+    adaptation only).
 
     Args:
         which: ``final``, ``best`` or an iteration number kept with ``snapshot_every``.
@@ -121,7 +122,10 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     own_trainer = trainer is None
     trainer = Trainer(config, run) if trainer is None else trainer
     trainer.policy.load_state_dict(state["policy"])
-    lrs = step_sizes(config.inner_lr if settings.inner_lr is None else settings.inner_lr, settings.num_steps,
+    # the oracle is told the task: its return without adaptation is the level to aim for, and
+    # fine-tuning a policy that reads the task from its input measures nothing
+    num_steps = 0 if config.method == "oracle" else settings.num_steps
+    lrs = step_sizes(config.inner_lr if settings.inner_lr is None else settings.inner_lr, num_steps,
                      settings.later_factor)
     generator, seed_rng = evaluation_streams(seed)
     try:

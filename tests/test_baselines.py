@@ -61,7 +61,9 @@ def test_one_evaluation_of_all_methods_on_the_same_tasks(runs, tmp_path, capsys)
     assert (out / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (out / "evaluation.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 7 * 3 and {row["metric"] for row in rows} == {"return"}
+    oracle_rows = [row for row in rows if row["method"] == "oracle"]
+    assert [row["step"] for row in oracle_rows] == ["0", "0"]  # told the task: evaluated without adaptation
+    assert len(rows) == 5 * 3 + 2 and {row["metric"] for row in rows} == {"return"}
     printed = capsys.readouterr().out
     assert all(label in printed for label in labels)
 

@@ -10,7 +10,7 @@ test tasks: ``rlmaml evaluate --task-set validation``); the schedule with the be
 after ``--select-step`` steps is kept together with its checkpoint (ties, as for schedules sharing
 the first step size when selecting on one step, go to the better sum over the later steps). Then
 every run is evaluated once on the recorded test tasks with its chosen checkpoint and schedule (the
-oracle, which needs no adaptation, final iterate with the default schedule), and the table, CSV and
+oracle: final iterate, without adaptation), and the table, CSV and
 figure are written as by ``rlmaml evaluate``. The validation grid goes to ``step_sizes.csv``.
 """
 
@@ -40,7 +40,7 @@ def checkpoints_of(run: RunDir, wanted: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--oracle", type=Path, help="oracle run, evaluated with the default schedule")
+    parser.add_argument("--oracle", type=Path, help="oracle run (final iterate, evaluated without adaptation)")
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--checkpoints", default="final",
                         help="comma-separated checkpoints to choose from (final, best, N) or 'all'")

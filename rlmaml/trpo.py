@@ -76,8 +76,14 @@ class MetaTRPO:
         kl = masked_task_mean(gaussian_kl(*old, mean, log_std), mask).mean()
         return loss, kl
 
-    def step(self, meta_batch: MetaBatch) -> dict[str, float]:
-        """One TRPO meta-update in place; returns statistics of the step."""
+    def proposed_step(self, meta_batch: MetaBatch) -> tuple[Tensor, float, tuple[Tensor, Tensor]]:
+        """The full TRPO step before the line search: the conjugate-gradient direction scaled so
+        that the quadratic model of the KL equals ``max_kl``.
+
+        Returns:
+            The step [D] (subtract it from the flat parameters), the surrogate loss at the current
+            parameters, and the current adapted distribution (mean, log-std), detached.
+        """
         s = self.settings
         params = self.policy.params()
         param_list = list(params.values())
@@ -90,18 +96,28 @@ class MetaTRPO:
         hvp = self._hessian_vector_product(params, meta_batch, create_graph)
         direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
         shs = 0.5 * direction @ h_direction
-        full_step = direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12))
+        return direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12)), loss.item(), old
 
+    def loss_and_kl_at(self, vector: Tensor, meta_batch: MetaBatch, old: tuple[Tensor, Tensor]) -> tuple[float, float]:
+        """Set the flat parameters to ``vector`` [D]; surrogate loss and KL to ``old`` there."""
+        params = self.policy.params()
+        vector_to_parameters(vector, list(params.values()))
+        with torch.no_grad():
+            mean, log_std = self.distribution(params, meta_batch, create_graph=False)
+            loss, kl = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+        return float(loss), float(kl)
+
+    def step(self, meta_batch: MetaBatch) -> dict[str, float]:
+        """One TRPO meta-update in place; returns statistics of the step."""
+        s = self.settings
+        full_step, loss_before, old = self.proposed_step(meta_batch)
+        param_list = list(self.policy.params().values())
         old_vector = parameters_to_vector(param_list).detach()
-        loss_before = loss.item()
         fraction = 1.0
         for steps in range(1, s.line_search_steps + 1):
-            vector_to_parameters(old_vector - fraction * full_step, param_list)
-            with torch.no_grad():
-                new_mean, new_log_std = self.distribution(params, meta_batch, create_graph=False)
-                new_loss, new_kl = self.surrogate_and_kl(new_mean, new_log_std, old, meta_batch.valid)
-            if float(new_loss) < loss_before and float(new_kl) <= s.max_kl:
-                return {"loss_before": loss_before, "loss_after": float(new_loss), "kl": float(new_kl),
+            new_loss, new_kl = self.loss_and_kl_at(old_vector - fraction * full_step, meta_batch, old)
+            if new_loss < loss_before and new_kl <= s.max_kl:
+                return {"loss_before": loss_before, "loss_after": new_loss, "kl": new_kl,
                         "line_search_steps": steps, "step_accepted": 1.0}
             fraction *= s.line_search_ratio
         vector_to_parameters(old_vector, param_list)

@@ -117,3 +117,19 @@ def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     torch.testing.assert_close(sub, numeric, rtol=1e-4, atol=1e-8)
     meta.settings = _settings(cg_damping=0.0)
     assert not torch.allclose(sub, meta._hessian_vector_product(params, meta_batch, True)(v))
+
+
+def test_proposed_step_reaches_max_kl_in_the_small_step_limit():
+    """With exact curvature the full step's KL is the quadratic model's, max_kl, up to a relative
+    error that shrinks with the step (O(step^3) against O(step^2))."""
+    policy, meta_batch = _meta_batch(seed=3)
+    theta = parameters_to_vector(policy.parameters()).detach().clone()
+    errors = []
+    for max_kl in (1e-8, 1e-10):
+        meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(max_kl=max_kl, cg_damping=0.0))
+        step, _, old = meta.proposed_step(meta_batch)
+        _, kl = meta.loss_and_kl_at(theta - step, meta_batch, old)
+        errors.append(abs(kl / max_kl - 1))
+        meta.loss_and_kl_at(theta, meta_batch, old)
+    assert errors[1] < 2e-3 and errors[1] < errors[0] / 5
+    assert torch.equal(parameters_to_vector(policy.parameters()), theta)

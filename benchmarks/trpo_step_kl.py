@@ -1,6 +1,6 @@
 """How large are the TRPO meta-steps really? The KL of the proposed full step vs the trust region.
 
-    python benchmarks/trpo_step_kl.py runs/ref/cheetah-vel-s0 --checkpoint 150 --fractions 0.1 0.3 1.0
+    python benchmarks/trpo_step_kl.py runs/exp/cheetah-vel-lr02-s0 --checkpoint 150 --batches 2 --fractions 0.1 0.3 1.0
 
 The full step is scaled so that the quadratic model of the KL (its curvature measured on
 ``hvp_traj_fraction`` of the trajectories) equals ``max_kl``. On meta-batches sampled with the

@@ -17,7 +17,7 @@ import dataclasses
 import statistics
 from pathlib import Path
 
-from torch.nn.utils import parameters_to_vector
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.config import load_config
 from rlmaml.runs import RunDir, load_checkpoint
@@ -52,7 +52,7 @@ def main() -> None:
                 meta = MetaTRPO(trainer.policy, config.inner_lrs, config.first_order, settings)
                 step, loss_before, old = meta.proposed_step(meta_batch)
                 loss, kl = meta.loss_and_kl_at(start - step, meta_batch, old)
-                meta.loss_and_kl_at(start, meta_batch, old)  # back to the checkpoint's parameters
+                vector_to_parameters(start, trainer.policy.parameters())  # back to the checkpoint's parameters
                 kls[fraction].append(kl)
                 print(f"batch {index}  fraction {fraction:g}: KL of the full step {kl:.4f} "
                       f"({kl / config.max_kl:.2f} x max_kl), surrogate {loss_before:.2e} -> {loss:.2e}", flush=True)

@@ -1,13 +1,16 @@
 """How large are the TRPO meta-steps really? The KL of the proposed full step vs the trust region.
 
-    python benchmarks/trpo_step_kl.py runs/exp/cheetah-vel-lr02-s0 --checkpoint 150 --batches 2 --fractions 0.1 0.3 1.0
+    python benchmarks/trpo_step_kl.py runs/exp/cheetah-vel-lr02-s0 --checkpoint 150 --batches 2 \
+        --curvatures 0.1:subsample 0.1:full 0.1:first-order 1.0:full
 
 The full step is scaled so that the quadratic model of the KL (its curvature measured on
-``hvp_traj_fraction`` of the trajectories) equals ``max_kl``. On meta-batches sampled with the
-checkpoint's policy this prints, for each curvature fraction, the KL actually reached by the full
-step on all trajectories and the surrogate loss there. A KL well below ``max_kl`` means the
-curvature estimate is too large and the line search accepts steps smaller than the trust region
-allows; above it, the line search has to backtrack.
+``hvp_traj_fraction`` of the trajectories, with the adaptation inside it given by
+``hvp_adaptation``) equals ``max_kl``. On meta-batches sampled with the checkpoint's policy this
+prints, for each curvature setting ``FRACTION:ADAPTATION``, the KL actually reached by the full
+step on all trajectories, the surrogate loss there, the step the line search accepts (its KL and
+surrogate), and the seconds the proposal took. A KL well below ``max_kl`` means the curvature
+estimate is too large and the line search accepts steps smaller than the trust region allows;
+above it, the line search has to backtrack.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import time
 from pathlib import Path
 
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
@@ -29,8 +33,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--checkpoint", default="final", help="final, best or a kept iteration N")
-    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.3, 1.0],
-                        help="hvp_traj_fraction values to compare")
+    parser.add_argument("--curvatures", nargs="+", default=["0.1:subsample", "0.1:first-order", "1.0:full"],
+                        help="hvp_traj_fraction:hvp_adaptation settings to compare")
     parser.add_argument("--batches", type=int, default=3, help="meta-batches to measure on")
     args = parser.parse_args()
 
@@ -42,25 +46,36 @@ def main() -> None:
     start = parameters_to_vector(trainer.policy.parameters()).detach().clone()
     print(f"{run.path} ({args.checkpoint}, it. {state['iteration']}): max_kl {config.max_kl}, "
           f"{config.num_tasks} tasks x {config.num_traj} trajectories, {args.batches} meta-batches")
-    kls: dict[float, list[float]] = {fraction: [] for fraction in args.fractions}
+    settings = {}
+    for item in args.curvatures:
+        fraction, _, adaptation = item.partition(":")
+        settings[item] = dataclasses.replace(config.trpo, hvp_traj_fraction=float(fraction),
+                                             hvp_adaptation=adaptation or "subsample")
+    kls: dict[str, list[float]] = {item: [] for item in settings}
+    improvements: dict[str, list[float]] = {item: [] for item in settings}
     try:
         for index in range(args.batches):
             tasks = trainer.sampler.sample_tasks(config.num_tasks, trainer.streams.train_tasks)
             meta_batch = sample_meta_batch(config, trainer.sampler, trainer.policy, tasks, trainer.streams)
-            for fraction in args.fractions:
-                settings = dataclasses.replace(config.trpo, hvp_traj_fraction=fraction)
-                meta = MetaTRPO(trainer.policy, config.inner_lrs, config.first_order, settings)
+            for item, setting in settings.items():
+                meta = MetaTRPO(trainer.policy, config.inner_lrs, config.first_order, setting)
+                started = time.perf_counter()
                 step, loss_before, old = meta.proposed_step(meta_batch)
+                seconds = time.perf_counter() - started
                 loss, kl = meta.loss_and_kl_at(start - step, meta_batch, old)
+                vector_to_parameters(start, trainer.policy.parameters())
+                accepted = meta.step(meta_batch)
                 vector_to_parameters(start, trainer.policy.parameters())  # back to the checkpoint's parameters
-                kls[fraction].append(kl)
-                print(f"batch {index}  fraction {fraction:g}: KL of the full step {kl:.4f} "
-                      f"({kl / config.max_kl:.2f} x max_kl), surrogate {loss_before:.2e} -> {loss:.2e}", flush=True)
+                kls[item].append(kl)
+                improvements[item].append(accepted["loss_after"] - accepted["loss_before"])
+                print(f"batch {index}  {item}: full step KL {kl:.4f} ({kl / config.max_kl:.2f} x max_kl), "
+                      f"surrogate {loss_before:.2e} -> {loss:.2e}; accepted step KL {accepted['kl']:.4f}, "
+                      f"surrogate change {improvements[item][-1]:.2e}; proposal {seconds:.1f} s", flush=True)
     finally:
         trainer.sampler.close()
-    for fraction, values in kls.items():
-        print(f"fraction {fraction:g}: median KL of the full step {statistics.median(values):.4f} "
-              f"= {statistics.median(values) / config.max_kl:.2f} x max_kl")
+    for item in settings:
+        print(f"{item}: median KL of the full step {statistics.median(kls[item]) / config.max_kl:.2f} x max_kl, "
+              f"median surrogate change of the accepted step {statistics.median(improvements[item]):.2e}")
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ TRAIN_FLAGS: list[tuple[str, str, type]] = [
     ("--inner-lr", "inner_lr", float),
     ("--max-kl", "max_kl", float),
     ("--hvp-traj-fraction", "hvp_traj_fraction", float),
+    ("--hvp-adaptation", "hvp_adaptation", str),
     ("--seed", "seed", int),
 ]
 

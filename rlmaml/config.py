@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlmaml.trpo import TRPOSettings
+from rlmaml.trpo import HVP_ADAPTATIONS, TRPOSettings
 
 
 class ConfigError(ValueError):
@@ -68,6 +68,9 @@ class TrainConfig:
     """Maximum backtracking steps before the update is rejected."""
     hvp_traj_fraction: float = 1.0
     """Fraction of each task's trajectories used for the CG Hessian-vector products (1.0: all)."""
+    hvp_adaptation: str = "subsample"
+    """What the adaptation inside those products sees: ``subsample`` the same fraction of the inner-step
+    trajectories, ``full`` all of them, ``first-order`` all of them with its Jacobian taken as the identity."""
     num_workers: int | None = None
     """Rollout worker processes; ``null``: one per CPU core for families that benefit (MuJoCo, Meta-World), none
     otherwise; 0: sample in the training process. Results are bitwise reproducible for a given count."""
@@ -104,6 +107,8 @@ class TrainConfig:
             raise ConfigError(f"line_search_ratio must be in (0, 1), got {self.line_search_ratio!r}")
         if not 0 < self.hvp_traj_fraction <= 1:
             raise ConfigError(f"hvp_traj_fraction must be in (0, 1], got {self.hvp_traj_fraction!r}")
+        if self.hvp_adaptation not in HVP_ADAPTATIONS:
+            raise ConfigError(f"hvp_adaptation must be one of {', '.join(HVP_ADAPTATIONS)}, got {self.hvp_adaptation!r}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ConfigError("gamma and gae_lambda must be in [0, 1]")
         if self.method not in METHODS:
@@ -129,7 +134,7 @@ class TrainConfig:
     @property
     def trpo(self) -> TRPOSettings:
         return TRPOSettings(self.max_kl, self.cg_iterations, self.cg_damping, self.line_search_ratio,
-                            self.line_search_steps, self.hvp_traj_fraction)
+                            self.line_search_steps, self.hvp_traj_fraction, self.hvp_adaptation)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

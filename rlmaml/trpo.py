@@ -1,8 +1,9 @@
 """The MAML-TRPO meta-update.
 
 The surrogate and the KL constraint are measured on the post-adaptation ("valid") trajectories
-with the ADAPTED policy; the step direction comes from conjugate gradient with exact
-Hessian-vector products of that KL through the inner adaptation, and the backtracking line search
+with the ADAPTED policy; the step direction comes from conjugate gradient with Hessian-vector
+products of that KL (exact through the inner adaptation, or on a subsample, or with the
+adaptation's Jacobian taken as the identity: ``TRPOSettings``), and the backtracking line search
 re-adapts for every candidate, restoring the parameters if no candidate is accepted.
 """
 
@@ -26,6 +27,10 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
+HVP_ADAPTATIONS = ("subsample", "full", "first-order")
+"""What the adaptation inside the curvature's KL sees (see ``MetaTRPO._hessian_vector_product``)."""
+
+
 @dataclass(frozen=True)
 class TRPOSettings:
     """Outer-loop TRPO settings; TrainConfig.trpo builds them and documents each field's meaning
@@ -37,6 +42,7 @@ class TRPOSettings:
     line_search_ratio: float
     line_search_steps: int
     hvp_traj_fraction: float
+    hvp_adaptation: str = "subsample"
 
 
 @dataclass(frozen=True)
@@ -128,18 +134,31 @@ class MetaTRPO:
         """v -> (H + damping I) v, H the Hessian of the mean KL w.r.t. the meta-parameters at the
         current parameters, through the inner adaptation.
 
-        With ``hvp_traj_fraction`` < 1 the KL (and the adaptation inside it) uses only the first
-        trajectories of every task (trajectories are i.i.d., so that is a random subsample).
+        With ``hvp_traj_fraction`` < 1 the KL uses only the first trajectories of every task
+        (trajectories are i.i.d., so that is a random subsample). ``hvp_adaptation`` says what the
+        adaptation inside the KL sees: ``subsample`` the same fraction of the inner-step
+        trajectories (cheapest, but the adapted policy and its Jacobian then come from a few
+        trajectories, which inflates the curvature), ``full`` all of them (the exact Hessian of the
+        KL on the subsampled states), ``first-order`` all of them with the adaptation's Jacobian
+        taken as the identity (the Fisher matrix of the adapted policy; no second derivatives).
         """
         s = self.settings
         used = max(1, round(s.hvp_traj_fraction * meta_batch.valid.num_traj))
-        if used < meta_batch.valid.num_traj:
-            meta_batch = MetaBatch([b.trajectories(slice(0, used)) for b in meta_batch.train],
-                                   meta_batch.valid.trajectories(slice(0, used)))
+        subsampled = used < meta_batch.valid.num_traj
+        valid = meta_batch.valid.trajectories(slice(0, used)) if subsampled else meta_batch.valid
         param_list = list(params.values())
-        mean, log_std = self.distribution(params, meta_batch, create_graph)
+        if s.hvp_adaptation == "first-order":
+            with torch.no_grad():
+                shift = {name: p - params[name] for name, p in self.adapted(params, meta_batch, False).items()}
+            adapted = {name: p + shift[name] for name, p in params.items()}
+        else:
+            train = meta_batch.train
+            if subsampled and s.hvp_adaptation == "subsample":
+                train = [b.trajectories(slice(0, used)) for b in train]
+            adapted = adapt(self.policy, params, train, self.inner_lrs, create_graph)
+        mean, log_std = self.policy.distribution(adapted, valid.flat("observations"))
         # KL to the current (detached) distribution: value and gradient are 0 here, Hessian is not
-        _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), meta_batch.valid)
+        _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), valid)
         kl_grad = flat(torch.autograd.grad(kl, param_list, create_graph=True))
 
         def product(vector: Tensor) -> Tensor:

@@ -40,6 +40,11 @@ def _kl_gradient(meta, policy, meta_batch, old, vector):
     return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
 
 
+def _central_difference(gradient, theta, v, eps=1e-5):
+    """(gradient(theta + eps v) - gradient(theta - eps v)) / (2 eps): a Hessian-vector product [D]."""
+    return (gradient(theta + eps * v) - gradient(theta - eps * v)) / (2 * eps)
+
+
 def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
     policy, meta_batch = _meta_batch()
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(cg_damping=0.0))
@@ -50,9 +55,7 @@ def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
     theta = parameters_to_vector(policy.parameters()).detach().clone()
     v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1), dtype=theta.dtype)
     exact = hvp(v)
-    eps = 1e-5
-    numeric = (_kl_gradient(meta, policy, meta_batch, old, theta + eps * v)
-               - _kl_gradient(meta, policy, meta_batch, old, theta - eps * v)) / (2 * eps)
+    numeric = _central_difference(lambda x: _kl_gradient(meta, policy, meta_batch, old, x), theta, v)
     torch.testing.assert_close(exact, numeric, rtol=1e-4, atol=1e-8)
     # the KL Hessian at the old parameters is positive semi-definite
     assert float(v @ exact) > 0
@@ -111,9 +114,7 @@ def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     with torch.no_grad():
         old = meta.distribution(params, first_half, create_graph=False)
     theta = parameters_to_vector(policy.parameters()).detach().clone()
-    eps = 1e-5
-    numeric = (_kl_gradient(meta, policy, first_half, old, theta + eps * v)
-               - _kl_gradient(meta, policy, first_half, old, theta - eps * v)) / (2 * eps)
+    numeric = _central_difference(lambda x: _kl_gradient(meta, policy, first_half, old, x), theta, v)
     torch.testing.assert_close(sub, numeric, rtol=1e-4, atol=1e-8)
     meta.settings = _settings(cg_damping=0.0)
     assert not torch.allclose(sub, meta._hessian_vector_product(params, meta_batch, True)(v))
@@ -133,3 +134,54 @@ def test_proposed_step_reaches_max_kl_in_the_small_step_limit():
         meta.loss_and_kl_at(theta, meta_batch, old)
     assert errors[1] < 2e-3 and errors[1] < errors[0] / 5
     assert torch.equal(parameters_to_vector(policy.parameters()), theta)
+
+
+def _hvp_on_half(seed, adaptation):
+    """The Hessian-vector product with curvature on half of the trajectories, for a random v.
+
+    Returns the policy, the MetaTRPO, the meta-batch with only the first half of the
+    post-adaptation trajectories (the states that product's KL is measured on), v and the product.
+    """
+    policy, meta_batch = _meta_batch(seed=seed, num_tasks=3)
+    settings = _settings(hvp_traj_fraction=0.5, hvp_adaptation=adaptation, cg_damping=0.0)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
+    theta = parameters_to_vector(policy.parameters()).detach()
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(seed), dtype=theta.dtype)
+    product = meta._hessian_vector_product(policy.params(), meta_batch, True)(v)
+    half = MetaBatch(meta_batch.train, meta_batch.valid.trajectories(slice(0, 2)))
+    return policy, meta, half, v, product
+
+
+def test_hvp_with_full_adaptation_is_the_hessian_of_the_subsampled_kl_after_adapting_on_all_trajectories():
+    policy, meta, half, v, product = _hvp_on_half(seed=5, adaptation="full")
+    with torch.no_grad():
+        old = meta.distribution(policy.params(), half, create_graph=False)
+    theta = parameters_to_vector(policy.parameters()).detach().clone()
+    numeric = _central_difference(lambda x: _kl_gradient(meta, policy, half, old, x), theta, v)
+    torch.testing.assert_close(product, numeric, rtol=1e-4, atol=1e-8)
+    vector_to_parameters(theta, policy.parameters())
+    meta.settings = _settings(cg_damping=0.0)  # what "subsample" computes: adaptation on half too
+    half_train = MetaBatch([half.train[0].trajectories(slice(0, 2))], half.valid)
+    assert not torch.allclose(product, meta._hessian_vector_product(policy.params(), half_train, True)(v))
+
+
+def test_hvp_with_first_order_adaptation_is_the_hessian_of_the_kl_with_the_adaptation_shift_held_fixed():
+    policy, meta, half, v, product = _hvp_on_half(seed=6, adaptation="first-order")
+    params = policy.params()
+    with torch.no_grad():
+        adapted = meta.adapted(params, half, create_graph=False)  # on all inner-step trajectories
+        shift = {name: adapted[name] - p for name, p in params.items()}
+        old = policy.distribution(adapted, half.valid.flat("observations"))
+    theta = parameters_to_vector(policy.parameters()).detach().clone()
+
+    def kl_gradient(vector):
+        vector_to_parameters(vector, policy.parameters())
+        shifted = {name: p + shift[name] for name, p in policy.params().items()}
+        mean, log_std = policy.distribution(shifted, half.valid.flat("observations"))
+        _, kl = meta.surrogate_and_kl(mean, log_std, old, half.valid)
+        return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
+
+    torch.testing.assert_close(product, _central_difference(kl_gradient, theta, v), rtol=1e-4, atol=1e-8)
+    vector_to_parameters(theta, policy.parameters())
+    meta.settings = _settings(hvp_adaptation="full", cg_damping=0.0)  # with the Jacobian, same states
+    assert not torch.allclose(product, meta._hessian_vector_product(policy.params(), half, True)(v))

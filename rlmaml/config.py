@@ -150,7 +150,7 @@ NAV_PAPER: dict[str, Any] = dict(num_tasks=20, num_traj=20, hidden_sizes=(100, 1
                                  hvp_traj_fraction=0.2, num_iterations=300)
 LOCOMOTION_PAPER: dict[str, Any] = dict(num_tasks=40, num_traj=20, hidden_sizes=(100, 100), activation="relu",
                                         init_std=1.0, inner_lr=0.1, num_inner_steps=1, max_kl=0.01, cg_iterations=10,
-                                        hvp_traj_fraction=0.1, num_iterations=500)
+                                        hvp_traj_fraction=0.1, hvp_adaptation="first-order", num_iterations=500)
 PRESETS: dict[str, dict[str, Any]] = {
     "nav-paper": NAV_PAPER,
     "nav-quick": {**NAV_PAPER, "num_iterations": 50},
@@ -167,8 +167,8 @@ for all of them).
 ``nav-quick``: the same for 50 meta-iterations, the default of ``rlmaml train``.
 ``cheetah-vel``, ``cheetah-dir``, ``ant-vel``, ``ant-dir``, ``ant-goal``: the paper's locomotion
 settings (40 tasks x 20 trajectories, 40 for ant-dir as in the paper; the env's registered horizon
-200; 2x100 ReLU; inner step 0.1; TRPO max KL 0.01, 10 CG iterations on 10% of the trajectories;
-500 meta-iterations)."""
+200; 2x100 ReLU; inner step 0.1; TRPO max KL 0.01, 10 CG iterations on 10% of the trajectories
+with the Fisher matrix of the adapted policy (``hvp_adaptation="first-order"``); 500 meta-iterations)."""
 DEFAULT_PRESET = "nav-quick"
 
 

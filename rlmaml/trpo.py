@@ -42,7 +42,7 @@ class TRPOSettings:
     line_search_ratio: float
     line_search_steps: int
     hvp_traj_fraction: float
-    hvp_adaptation: str = "subsample"
+    hvp_adaptation: str
 
 
 @dataclass(frozen=True)
@@ -132,12 +132,12 @@ class MetaTRPO:
 
     def _hessian_vector_product(self, params: Params, meta_batch: MetaBatch, create_graph: bool):
         """v -> (H + damping I) v, H the Hessian of the mean KL w.r.t. the meta-parameters at the
-        current parameters, through the inner adaptation.
+        current parameters (through the inner adaptation unless ``hvp_adaptation`` is ``first-order``).
 
         With ``hvp_traj_fraction`` < 1 the KL uses only the first trajectories of every task
         (trajectories are i.i.d., so that is a random subsample). ``hvp_adaptation`` says what the
         adaptation inside the KL sees: ``subsample`` the same fraction of the inner-step
-        trajectories (cheapest, but the adapted policy and its Jacobian then come from a few
+        trajectories (cheap, but the adapted policy and its Jacobian then come from a few
         trajectories, which inflates the curvature), ``full`` all of them (the exact Hessian of the
         KL on the subsampled states), ``first-order`` all of them with the adaptation's Jacobian
         taken as the identity (the Fisher matrix of the adapted policy; no second derivatives).

@@ -16,7 +16,6 @@ above it, the line search has to backtrack.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--checkpoint", default="final", help="final, best or a kept iteration N")
     parser.add_argument("--curvatures", nargs="+", default=["0.1:subsample", "0.1:first-order", "1.0:full"],
-                        help="hvp_traj_fraction:hvp_adaptation settings to compare")
+                        help="hvp_traj_fraction:hvp_adaptation settings to compare (adaptation omitted: the run's own)")
     parser.add_argument("--batches", type=int, default=3, help="meta-batches to measure on")
     args = parser.parse_args()
 
@@ -49,8 +48,8 @@ def main() -> None:
     settings = {}
     for item in args.curvatures:
         fraction, _, adaptation = item.partition(":")
-        settings[item] = dataclasses.replace(config.trpo, hvp_traj_fraction=float(fraction),
-                                             hvp_adaptation=adaptation or "subsample")
+        settings[item] = config.replace(hvp_traj_fraction=float(fraction),
+                                        hvp_adaptation=adaptation or config.hvp_adaptation).trpo
     kls: dict[str, list[float]] = {item: [] for item in settings}
     improvements: dict[str, list[float]] = {item: [] for item in settings}
     try:
@@ -64,7 +63,7 @@ def main() -> None:
                 seconds = time.perf_counter() - started
                 loss, kl = meta.loss_and_kl_at(start - step, meta_batch, old)
                 vector_to_parameters(start, trainer.policy.parameters())
-                accepted = meta.step(meta_batch)
+                accepted = meta.line_search(meta_batch, step, loss_before, old)
                 vector_to_parameters(start, trainer.policy.parameters())  # back to the checkpoint's parameters
                 kls[item].append(kl)
                 improvements[item].append(accepted["loss_after"] - accepted["loss_before"])

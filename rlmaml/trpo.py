@@ -115,8 +115,14 @@ class MetaTRPO:
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update in place; returns statistics of the step."""
+        return self.line_search(meta_batch, *self.proposed_step(meta_batch))
+
+    def line_search(self, meta_batch: MetaBatch, full_step: Tensor, loss_before: float,
+                    old: tuple[Tensor, Tensor]) -> dict[str, float]:
+        """Backtrack from ``full_step`` [D] (as ``proposed_step`` returns it, with its loss and old
+        distribution) to the first candidate that improves the surrogate within ``max_kl``; set the
+        parameters there, or restore them if none does. Returns statistics of the step."""
         s = self.settings
-        full_step, loss_before, old = self.proposed_step(meta_batch)
         param_list = list(self.policy.params().values())
         old_vector = parameters_to_vector(param_list).detach()
         fraction = 1.0

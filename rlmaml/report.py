@@ -57,9 +57,14 @@ def _legend_label(result: dict[str, Any], show_step_sizes: bool) -> str:
     return f"{result['label']}, step sizes {', '.join(f'{lr:g}' for lr in result['step_sizes'])}"
 
 
+def _schedules(evaluation: dict[str, Any]) -> set[tuple[float, ...]]:
+    """The distinct step-size schedules of the adapted (non-oracle) results."""
+    return {tuple(r["step_sizes"]) for r in evaluation["results"] if r["method"] != "oracle"}
+
+
 def _draw_curves(ax: Any, evaluation: dict[str, Any], summary_key: str) -> None:
     results = evaluation["results"]
-    schedules = {tuple(r["step_sizes"]) for r in results if r["method"] != "oracle"}
+    schedules = _schedules(evaluation)
     num_steps = max(len(r[summary_key]) for r in results if summary_key in r) - 1
     steps_axis = np.arange(num_steps + 1)
     for index, result in enumerate(results):
@@ -81,6 +86,17 @@ def _draw_curves(ax: Any, evaluation: dict[str, Any], summary_key: str) -> None:
     ax.grid(alpha=0.3)
 
 
+def adaptation_title(evaluation: dict[str, Any]) -> str:
+    """Figure title: family, task set and size, and the step sizes when every method shares them
+    (different schedules are given per line in the legend instead)."""
+    title = (f"{evaluation['env_id']}\n{evaluation['num_tasks']} {evaluation['task_set']} tasks x "
+             f"{evaluation['num_traj']} trajectories per step; bands: ±1 standard error over tasks")
+    schedules = _schedules(evaluation)
+    if len(schedules) == 1 and next(iter(schedules)):
+        title += f"\nstep sizes {', '.join(f'{lr:g}' for lr in next(iter(schedules)))} for every method"
+    return title
+
+
 def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
     """Return (and success rate, if reported) vs number of inner gradient steps, one line per
     evaluated checkpoint, bands of +- one standard error over tasks; the oracle as a level."""
@@ -96,8 +112,7 @@ def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
     # below the axes: inside, it hid the oracle's level or the curves' ends
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="outside lower center")
-    fig.suptitle(f"{evaluation['env_id']}\n{evaluation['num_tasks']} {evaluation['task_set']} tasks x "
-                 f"{evaluation['num_traj']} trajectories per step; bands: ±1 standard error over tasks", fontsize=10)
+    fig.suptitle(adaptation_title(evaluation), fontsize=10)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

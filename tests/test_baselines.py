@@ -11,7 +11,7 @@ import torch
 from rlmaml.cli import main
 from rlmaml.config import from_dict
 from rlmaml.evaluation import evaluation_tasks, summarize
-from rlmaml.report import csv_rows
+from rlmaml.report import adaptation_title, csv_rows
 from rlmaml.runs import RunDir, read_metrics
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
@@ -128,3 +128,12 @@ def test_validation_task_set_is_evaluated_on_other_tasks_than_the_test_set(runs,
         out[task_set] = json.loads((tmp_path / task_set / "evaluation.json").read_text())
     assert out["validation"]["task_set"] == "validation" and out["test"]["task_set"] == "test"
     assert out["validation"]["results"][0]["per_task"] != out["test"]["results"][0]["per_task"]
+
+
+def test_figure_title_names_the_step_sizes_only_when_every_method_shares_them():
+    def evaluation(*schedules):
+        results = [{"method": "maml", "step_sizes": list(s)} for s in schedules]
+        return {"env_id": "e", "num_tasks": 4, "task_set": "test", "num_traj": 2,
+                "results": results + [{"method": "oracle", "step_sizes": []}]}
+    assert adaptation_title(evaluation((0.1, 0.025), (0.1, 0.025))).endswith("step sizes 0.1, 0.025 for every method")
+    assert "step sizes" not in adaptation_title(evaluation((0.1, 0.025), (0.05, 0.01)))  # in the legend instead

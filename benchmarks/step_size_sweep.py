@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("--checkpoints", default="final",
                         help="comma-separated checkpoints to choose from (final, best, N) or 'all'")
     parser.add_argument("--first", type=float, nargs="+", default=[0.05, 0.1, 0.2])
-    parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 0.5, 0.3, 0.1])
+    parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 0.5, 0.3, 0.25, 0.2, 0.1])
     parser.add_argument("--select-step", type=int, default=2)
     parser.add_argument("--num-steps", type=int, default=3)
     parser.add_argument("--validation-traj", type=int, default=20)

@@ -44,12 +44,17 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--checkpoints", default="final",
                         help="comma-separated checkpoints to choose from (final, best, N) or 'all'")
-    parser.add_argument("--first", type=float, nargs="+", default=[0.05, 0.1, 0.2])
-    parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 0.5, 0.3, 0.25, 0.2, 0.1])
-    parser.add_argument("--select-step", type=int, default=2)
-    parser.add_argument("--num-steps", type=int, default=3)
-    parser.add_argument("--validation-traj", type=int, default=20)
-    parser.add_argument("--num-traj", type=int, default=40)
+    parser.add_argument("--first", type=float, nargs="+", default=[0.05, 0.1, 0.2],
+                        help="first step sizes on the grid (default: %(default)s)")
+    parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 0.5, 0.3, 0.25, 0.2, 0.1],
+                        help="later steps' size as a fraction of the first (default: %(default)s)")
+    parser.add_argument("--select-step", type=int, default=2,
+                        help="choose by the validation return after this many steps (default: %(default)s)")
+    parser.add_argument("--num-steps", type=int, default=3, help="inner steps K (default: %(default)s)")
+    parser.add_argument("--validation-traj", type=int, default=20,
+                        help="trajectories per task and step on the validation tasks (default: %(default)s)")
+    parser.add_argument("--num-traj", type=int, default=40,
+                        help="trajectories per task and step on the test tasks (default: %(default)s)")
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -92,8 +92,10 @@ def adaptation_title(evaluation: dict[str, Any]) -> str:
     title = (f"{evaluation['env_id']}\n{evaluation['num_tasks']} {evaluation['task_set']} tasks x "
              f"{evaluation['num_traj']} trajectories per step; bands: ±1 standard error over tasks")
     schedules = _schedules(evaluation)
-    if len(schedules) == 1 and next(iter(schedules)):
-        title += f"\nstep sizes {', '.join(f'{lr:g}' for lr in next(iter(schedules)))} for every method"
+    if len(schedules) == 1:
+        (schedule,) = schedules
+        if schedule:
+            title += f"\nstep sizes {', '.join(f'{lr:g}' for lr in schedule)} for every method"
     return title
 
 

@@ -94,12 +94,13 @@ class MetaTRPO:
         params = self.policy.params()
         param_list = list(params.values())
         create_graph = not self.first_order
-        mean, log_std = self.distribution(params, meta_batch, create_graph)
+        adapted = self.adapted(params, meta_batch, create_graph)
+        mean, log_std = self.policy.distribution(adapted, meta_batch.valid.flat("observations"))
         old = (mean.detach(), log_std.detach())
         loss, _ = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
         grad = flat(torch.autograd.grad(loss, param_list))
 
-        hvp = self._hessian_vector_product(params, meta_batch, create_graph)
+        hvp = self._hessian_vector_product(params, meta_batch, create_graph, adapted)
         direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
         shs = 0.5 * direction @ h_direction
         return direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12)), loss.item(), old
@@ -136,9 +137,11 @@ class MetaTRPO:
         return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
                 "line_search_steps": s.line_search_steps, "step_accepted": 0.0}
 
-    def _hessian_vector_product(self, params: Params, meta_batch: MetaBatch, create_graph: bool):
+    def _hessian_vector_product(self, params: Params, meta_batch: MetaBatch, create_graph: bool, adapted: Params):
         """v -> (H + damping I) v, H the Hessian of the mean KL w.r.t. the meta-parameters at the
         current parameters (through the inner adaptation unless ``hvp_adaptation`` is ``first-order``).
+        ``adapted``: the adapted parameters [N, ...] at the current parameters, as ``proposed_step``
+        has them (only their values are used, and only by ``first-order``, which need not adapt again).
 
         With ``hvp_traj_fraction`` < 1 the KL uses only the first trajectories of every task
         (trajectories are i.i.d., so that is a random subsample). ``hvp_adaptation`` says what the
@@ -154,15 +157,13 @@ class MetaTRPO:
         valid = meta_batch.valid.trajectories(slice(0, used)) if subsampled else meta_batch.valid
         param_list = list(params.values())
         if s.hvp_adaptation == "first-order":
-            with torch.no_grad():
-                shift = {name: p - params[name] for name, p in self.adapted(params, meta_batch, False).items()}
-            adapted = {name: p + shift[name] for name, p in params.items()}
+            curvature_params = {name: p + (adapted[name] - p).detach() for name, p in params.items()}
         else:
             train = meta_batch.train
             if subsampled and s.hvp_adaptation == "subsample":
                 train = [b.trajectories(slice(0, used)) for b in train]
-            adapted = adapt(self.policy, params, train, self.inner_lrs, create_graph)
-        mean, log_std = self.policy.distribution(adapted, valid.flat("observations"))
+            curvature_params = adapt(self.policy, params, train, self.inner_lrs, create_graph)
+        mean, log_std = self.policy.distribution(curvature_params, valid.flat("observations"))
         # KL to the current (detached) distribution: value and gradient are 0 here, Hessian is not
         _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), valid)
         kl_grad = flat(torch.autograd.grad(kl, param_list, create_graph=True))

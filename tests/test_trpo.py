@@ -40,6 +40,11 @@ def _kl_gradient(meta, policy, meta_batch, old, vector):
     return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
 
 
+def _hvp(meta, params, meta_batch):
+    """The second-order Hessian-vector product as ``proposed_step`` builds it, at ``params``."""
+    return meta._hessian_vector_product(params, meta_batch, True, meta.adapted(params, meta_batch, True))
+
+
 def _central_difference(gradient, theta, v, eps=1e-5):
     """(gradient(theta + eps v) - gradient(theta - eps v)) / (2 eps): a Hessian-vector product [D]."""
     return (gradient(theta + eps * v) - gradient(theta - eps * v)) / (2 * eps)
@@ -51,7 +56,7 @@ def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
     params = policy.params()
     with torch.no_grad():
         old = meta.distribution(params, meta_batch, create_graph=False)
-    hvp = meta._hessian_vector_product(params, meta_batch, create_graph=True)
+    hvp = _hvp(meta, params, meta_batch)
     theta = parameters_to_vector(policy.parameters()).detach().clone()
     v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(1), dtype=theta.dtype)
     exact = hvp(v)
@@ -109,7 +114,7 @@ def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(hvp_traj_fraction=0.5, cg_damping=0.0))
     params = policy.params()
     v = torch.randn(parameters_to_vector(policy.parameters()).shape, dtype=torch.float64)
-    sub = meta._hessian_vector_product(params, meta_batch, True)(v)
+    sub = _hvp(meta, params, meta_batch)(v)
     first_half = MetaBatch([meta_batch.train[0].trajectories(slice(0, 2))], meta_batch.valid.trajectories(slice(0, 2)))
     with torch.no_grad():
         old = meta.distribution(params, first_half, create_graph=False)
@@ -117,7 +122,7 @@ def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     numeric = _central_difference(lambda x: _kl_gradient(meta, policy, first_half, old, x), theta, v)
     torch.testing.assert_close(sub, numeric, rtol=1e-4, atol=1e-8)
     meta.settings = _settings(cg_damping=0.0)
-    assert not torch.allclose(sub, meta._hessian_vector_product(params, meta_batch, True)(v))
+    assert not torch.allclose(sub, _hvp(meta, params, meta_batch)(v))
 
 
 def test_proposed_step_reaches_max_kl_in_the_small_step_limit():
@@ -147,7 +152,7 @@ def _hvp_on_half(seed, adaptation):
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
     theta = parameters_to_vector(policy.parameters()).detach()
     v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(seed), dtype=theta.dtype)
-    product = meta._hessian_vector_product(policy.params(), meta_batch, True)(v)
+    product = _hvp(meta, policy.params(), meta_batch)(v)
     half = MetaBatch(meta_batch.train, meta_batch.valid.trajectories(slice(0, 2)))
     return policy, meta, half, v, product
 
@@ -162,7 +167,7 @@ def test_hvp_with_full_adaptation_is_the_hessian_of_the_subsampled_kl_after_adap
     vector_to_parameters(theta, policy.parameters())
     meta.settings = _settings(cg_damping=0.0)  # what "subsample" computes: adaptation on half too
     half_train = MetaBatch([half.train[0].trajectories(slice(0, 2))], half.valid)
-    assert not torch.allclose(product, meta._hessian_vector_product(policy.params(), half_train, True)(v))
+    assert not torch.allclose(product, _hvp(meta, policy.params(), half_train)(v))
 
 
 def test_hvp_with_first_order_adaptation_is_the_hessian_of_the_kl_with_the_adaptation_shift_held_fixed():
@@ -184,4 +189,4 @@ def test_hvp_with_first_order_adaptation_is_the_hessian_of_the_kl_with_the_adapt
     torch.testing.assert_close(product, _central_difference(kl_gradient, theta, v), rtol=1e-4, atol=1e-8)
     vector_to_parameters(theta, policy.parameters())
     meta.settings = _settings(hvp_adaptation="full", cg_damping=0.0)  # with the Jacobian, same states
-    assert not torch.allclose(product, meta._hessian_vector_product(policy.params(), half, True)(v))
+    assert not torch.allclose(product, _hvp(meta, policy.params(), half)(v))

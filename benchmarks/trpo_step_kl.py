@@ -57,7 +57,7 @@ def main() -> None:
             tasks = trainer.sampler.sample_tasks(config.num_tasks, trainer.streams.train_tasks)
             meta_batch = sample_meta_batch(config, trainer.sampler, trainer.policy, tasks, trainer.streams)
             for item, setting in settings.items():
-                meta = MetaTRPO(trainer.policy, config.inner_lrs, config.first_order, setting)
+                meta = MetaTRPO(trainer.policy, config.inner_lrs, config.first_order, setting, config.inner_objective)
                 started = time.perf_counter()
                 step, loss_before, old = meta.proposed_step(meta_batch)
                 seconds = time.perf_counter() - started

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
+from rlmaml.adaptation import INNER_OBJECTIVES
 from rlmaml.checks import FAIL, describe, run_checks
 from rlmaml.config import DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError, read_config_file, resolve
 from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs
@@ -18,6 +19,7 @@ from rlmaml.plugins import all_families
 from rlmaml.report import plot_adaptation, plot_training, write_csv
 from rlmaml.runs import RunDir, RunError, read_metrics, write_json
 from rlmaml.tasks import EnvMakeError, TaskProtocolError
+from rlmaml.trpo import HVP_ADAPTATIONS
 from rlmaml.trainer import Trainer
 
 USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError)
@@ -35,8 +37,11 @@ TRAIN_FLAGS: list[tuple[str, str, type]] = [
     ("--max-kl", "max_kl", float),
     ("--hvp-traj-fraction", "hvp_traj_fraction", float),
     ("--hvp-adaptation", "hvp_adaptation", str),
+    ("--inner-objective", "inner_objective", str),
     ("--seed", "seed", int),
 ]
+FLAG_CHOICES: dict[str, tuple[str, ...]] = {"method": METHODS, "hvp_adaptation": HVP_ADAPTATIONS,
+                                            "inner_objective": INNER_OBJECTIVES}
 
 
 def _parse_set(item: str) -> tuple[str, Any]:
@@ -226,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     for flag, field, kind in TRAIN_FLAGS:
         train.add_argument(flag, dest=field, type=kind, help=f"config field {field}",
-                           choices=METHODS if field == "method" else None)
+                           choices=FLAG_CHOICES.get(field))
     train.add_argument("--hidden-sizes", help="hidden layer widths, e.g. 100,100")
     train.add_argument("--first-order", action="store_true", help="first-order MAML meta-gradient")
     train.add_argument("--tensorboard", action="store_true",

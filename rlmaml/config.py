@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlmaml.adaptation import INNER_OBJECTIVES
 from rlmaml.trpo import HVP_ADAPTATIONS, TRPOSettings
 
 
@@ -52,6 +53,10 @@ class TrainConfig:
     """Inner step size alpha."""
     first_order: bool = False
     """Drop second-order terms of the meta-gradient (first-order MAML)."""
+    inner_objective: str = "reinforce"
+    """Inner-step surrogate: ``reinforce`` (the paper's, log pi * advantage) or ``lvc`` (ProMP's
+    pi / stop_grad(pi) * advantage). Same inner step; LVC's second derivative, taken by the
+    meta-gradient and the TRPO curvature, also credits the pre-update policy for the data it samples."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 1.0
@@ -109,6 +114,8 @@ class TrainConfig:
             raise ConfigError(f"hvp_traj_fraction must be in (0, 1], got {self.hvp_traj_fraction!r}")
         if self.hvp_adaptation not in HVP_ADAPTATIONS:
             raise ConfigError(f"hvp_adaptation must be one of {', '.join(HVP_ADAPTATIONS)}, got {self.hvp_adaptation!r}")
+        if self.inner_objective not in INNER_OBJECTIVES:
+            raise ConfigError(f"inner_objective must be one of {', '.join(INNER_OBJECTIVES)}, got {self.inner_objective!r}")
         if not 0 <= self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ConfigError("gamma and gae_lambda must be in [0, 1]")
         if self.method not in METHODS:

@@ -49,7 +49,7 @@ class Trainer:
                                    num_workers=config.num_workers)
         self.streams = RandomStreams.from_seed(config.seed)
         self.policy = make_policy(config, self.sampler, self.streams.policy_init_seed)
-        self.meta = MetaTRPO(self.policy, config.inner_lrs, config.first_order, config.trpo)
+        self.meta = MetaTRPO(self.policy, config.inner_lrs, config.first_order, config.trpo, config.inner_objective)
         self.iteration = 0
         self.best_return = float("-inf")
 

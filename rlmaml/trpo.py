@@ -57,15 +57,16 @@ class MetaTRPO:
     """Second-order (or first-order) MAML with a TRPO outer step on ``policy``'s parameters."""
 
     def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
-                 settings: TRPOSettings):
+                 settings: TRPOSettings, inner_objective: str = "reinforce"):
         self.policy = policy
         self.inner_lrs = list(inner_lrs)
         self.first_order = first_order
         self.settings = settings
+        self.inner_objective = inner_objective
 
     def adapted(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> Params:
         """Per-task adapted parameters [N, ...] after the inner steps on ``meta_batch.train``."""
-        return adapt(self.policy, params, meta_batch.train, self.inner_lrs, create_graph)
+        return adapt(self.policy, params, meta_batch.train, self.inner_lrs, create_graph, self.inner_objective)
 
     def distribution(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
         """Adapted policy's mean [N, M*T, act] and log-std [N, 1, act] on the valid observations."""
@@ -162,7 +163,7 @@ class MetaTRPO:
             train = meta_batch.train
             if subsampled and s.hvp_adaptation == "subsample":
                 train = [b.trajectories(slice(0, used)) for b in train]
-            curvature_params = adapt(self.policy, params, train, self.inner_lrs, create_graph)
+            curvature_params = adapt(self.policy, params, train, self.inner_lrs, create_graph, self.inner_objective)
         mean, log_std = self.policy.distribution(curvature_params, valid.flat("observations"))
         # KL to the current (detached) distribution: value and gradient are 0 here, Hessian is not
         _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), valid)

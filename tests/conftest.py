@@ -7,9 +7,10 @@ import pytest
 import torch
 
 import rlmaml  # noqa: F401  (registers the task families)
+from rlmaml.adaptation import adapt_step
 from rlmaml.advantages import with_advantages
 from rlmaml.batch import Batch
-from rlmaml.policy import GaussianMLPPolicy
+from rlmaml.policy import GaussianMLPPolicy, per_task_params
 from rlmaml.sampling import TaskSampler
 
 
@@ -28,3 +29,30 @@ def make_batch(num_tasks: int = 3, num_traj: int = 4, horizon: int = 12, seed: i
 @pytest.fixture
 def small_batch() -> tuple[GaussianMLPPolicy, Batch]:
     return make_batch()
+
+
+def frozen_lvc_adapt(policy: GaussianMLPPolicy, params: dict[str, torch.Tensor], batches: list[Batch],
+                     lrs: list[float], behaviour: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Reference LVC adaptation whose stop-gradients are held fixed: step k's ratio is
+    pi(a|s) / exp(behaviour[k]), ``behaviour[k]`` [N, M*T] the log-probs the library's step k sees
+    at the base parameters. Its derivative at the base equals the library's LVC derivative there,
+    so finite differences of it check the LVC meta-gradient."""
+    for batch, lr, log_behaviour in zip(batches, lrs, behaviour):
+        task_params = per_task_params(params, batch.num_tasks)
+        log_probs = policy.log_prob(task_params, batch.flat("observations"), batch.flat("actions"))
+        weighted = torch.exp(log_probs - log_behaviour) * batch.flat("advantages") * batch.flat("mask")
+        loss = -(weighted.sum(1) / batch.flat("mask").sum(1)).sum()
+        grads = torch.autograd.grad(loss, list(task_params.values()), create_graph=True)
+        params = {name: p - lr * g for (name, p), g in zip(task_params.items(), grads)}
+    return params
+
+
+def behaviour_log_probs(policy: GaussianMLPPolicy, batches: list[Batch], lrs: list[float]) -> list[torch.Tensor]:
+    """Log-probs [N, M*T] of each inner step's batch under the parameters that step starts from,
+    at the policy's current parameters (the values LVC's stop-gradients take there)."""
+    params, result = policy.params(), []
+    for batch, lr in zip(batches, lrs):
+        task_params = per_task_params(params, batch.num_tasks)
+        result.append(policy.log_prob(task_params, batch.flat("observations"), batch.flat("actions")).detach())
+        params = {name: p.detach() for name, p in adapt_step(policy, params, batch, lr, create_graph=False).items()}
+    return result

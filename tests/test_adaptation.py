@@ -3,7 +3,7 @@ import torch
 from rlmaml.adaptation import adapt, adapt_step, inner_loss
 from rlmaml.policy import GaussianMLPPolicy
 
-from conftest import make_batch
+from conftest import behaviour_log_probs, frozen_lvc_adapt, make_batch
 
 
 def _single_task_adapt(policy: GaussianMLPPolicy, batch, n: int, lr: float, create_graph: bool):
@@ -40,10 +40,15 @@ def test_batched_second_order_meta_gradient_equals_per_task_loop():
         torch.testing.assert_close(batched, looped)
 
 
-def _outer_loss(policy, vector, train_batches, valid, lrs):
+def _outer_loss(policy, vector, train_batches, valid, lrs, objective="reinforce"):
     params = dict(zip(policy.params(), _unflatten(policy, vector)))
-    adapted = adapt(policy, params, train_batches, lrs, create_graph=True)
+    adapted = adapt(policy, params, train_batches, lrs, create_graph=True, objective=objective)
     return inner_loss(policy, adapted, valid).sum()
+
+
+def _frozen_lvc_outer_loss(policy, vector, train_batches, valid, lrs, behaviour):
+    params = dict(zip(policy.params(), _unflatten(policy, vector)))
+    return inner_loss(policy, frozen_lvc_adapt(policy, params, train_batches, lrs, behaviour), valid).sum()
 
 
 def _unflatten(policy, vector):
@@ -54,30 +59,67 @@ def _unflatten(policy, vector):
     return pieces
 
 
-def test_meta_gradient_matches_finite_differences_two_inner_steps():
+def _finite_difference_gradient(loss_of, theta, eps=1e-6):
+    """Central differences of the scalar ``loss_of(vector)`` at ``theta`` [D], one coordinate at a time."""
+    numeric = torch.zeros_like(theta)
+    for i in range(theta.numel()):
+        step = torch.zeros_like(theta)
+        step[i] = eps
+        plus = loss_of((theta + step).detach().requires_grad_())
+        minus = loss_of((theta - step).detach().requires_grad_())
+        numeric[i] = (plus - minus).detach() / (2 * eps)
+    return numeric
+
+
+def _two_step_problem():
     policy, train0 = make_batch(num_tasks=2, num_traj=3, horizon=6, hidden_sizes=(5,), seed=3)
     _, train1 = make_batch(num_tasks=2, num_traj=3, horizon=6, hidden_sizes=(5,), seed=4)
     _, valid = make_batch(num_tasks=2, num_traj=3, horizon=6, hidden_sizes=(5,), seed=5)
-    lrs = [0.7, 0.35]
     theta = torch.cat([p.detach().reshape(-1) for p in policy.parameters()]).requires_grad_()
+    return policy, [train0, train1], valid, [0.7, 0.35], theta
+
+
+def test_meta_gradient_matches_finite_differences_two_inner_steps():
+    policy, (train0, train1), valid, lrs, theta = _two_step_problem()
     loss = _outer_loss(policy, theta, [train0, train1], valid, lrs)
     (grad,) = torch.autograd.grad(loss, theta)
-    eps = 1e-6
-    numeric = torch.zeros_like(theta)
-    with torch.no_grad():
-        for i in range(theta.numel()):
-            step = torch.zeros_like(theta)
-            step[i] = eps
-            with torch.enable_grad():
-                plus = _outer_loss(policy, (theta + step).requires_grad_(), [train0, train1], valid, lrs)
-                minus = _outer_loss(policy, (theta - step).requires_grad_(), [train0, train1], valid, lrs)
-            numeric[i] = (plus - minus) / (2 * eps)
+    numeric = _finite_difference_gradient(lambda x: _outer_loss(policy, x, [train0, train1], valid, lrs), theta)
     torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-7)
     # the second-order terms matter: the first-order gradient is measurably different
     first_order = adapt(policy, policy.params(), [train0, train1], lrs, create_graph=False)
     fo_grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(
         inner_loss(policy, first_order, valid).sum(), list(policy.parameters()))])
     assert (fo_grad - grad).abs().max() > 1e-4
+
+
+def test_lvc_takes_the_same_inner_step_as_reinforce():
+    policy, batch = make_batch(num_tasks=3, seed=6)
+    reinforce = adapt_step(policy, policy.params(), batch, 0.3, create_graph=False)
+    lvc = adapt_step(policy, policy.params(), batch, 0.3, create_graph=False, objective="lvc")
+    for name in reinforce:
+        torch.testing.assert_close(lvc[name], reinforce[name], rtol=0, atol=1e-15)
+
+
+def test_lvc_meta_gradient_matches_finite_differences_with_frozen_stop_gradients():
+    policy, train, valid, lrs, theta = _two_step_problem()
+    behaviour = behaviour_log_probs(policy, train, lrs)
+    (grad,) = torch.autograd.grad(_outer_loss(policy, theta, train, valid, lrs, objective="lvc"), theta)
+    numeric = _finite_difference_gradient(
+        lambda x: _frozen_lvc_outer_loss(policy, x, train, valid, lrs, behaviour), theta)
+    torch.testing.assert_close(grad, numeric, rtol=1e-5, atol=1e-7)
+    # LVC's extra curvature term is not negligible: REINFORCE's meta-gradient is measurably different
+    (reinforce,) = torch.autograd.grad(_outer_loss(policy, theta, train, valid, lrs), theta)
+    assert (reinforce - grad).abs().max() > 1e-4
+
+
+def test_inner_loss_rejects_unknown_objective():
+    policy, batch = make_batch(num_tasks=1)
+    try:
+        inner_loss(policy, policy.params(), batch, objective="dice")
+    except ValueError as error:
+        assert "reinforce" in str(error)
+    else:
+        raise AssertionError("expected ValueError")
 
 
 def test_adapt_rejects_mismatched_step_sizes():

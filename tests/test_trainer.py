@@ -44,6 +44,21 @@ def test_same_seed_gives_same_metrics_and_other_seed_differs(tmp_path):
     assert runs[0] != runs[2]
 
 
+def test_inner_objective_reaches_the_meta_update(tmp_path):
+    """Same seed, same first batches: LVC changes only the meta-gradient, so the first
+    iteration's returns agree while the updated parameters differ."""
+    policies, records = [], []
+    for objective in ("reinforce", "lvc"):
+        trainer = Trainer.create(TrainConfig(**{**TINY, "num_iterations": 1, "inner_objective": objective}),
+                                 tmp_path / objective)
+        trainer.train(progress=False)
+        policies.append(torch.nn.utils.parameters_to_vector(trainer.policy.parameters()).detach())
+        records.append(read_metrics(trainer.run.metrics)[0])
+    assert records[0]["pre_return"] == records[1]["pre_return"]
+    assert records[0]["post_return"] == records[1]["post_return"]
+    assert not torch.allclose(policies[0], policies[1])
+
+
 def test_resume_after_interruption_continues_with_identical_metrics(tmp_path):
     reference = Trainer.create(TrainConfig(**TINY), tmp_path / "reference")
     reference.train(progress=False)

@@ -5,7 +5,7 @@ from rlmaml.optim import conjugate_gradient
 from rlmaml.config import TrainConfig
 from rlmaml.trpo import MetaBatch, MetaTRPO, TRPOSettings
 
-from conftest import make_batch
+from conftest import behaviour_log_probs, frozen_lvc_adapt, make_batch
 
 
 def _settings(**changes) -> TRPOSettings:
@@ -64,6 +64,31 @@ def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
     torch.testing.assert_close(exact, numeric, rtol=1e-4, atol=1e-8)
     # the KL Hessian at the old parameters is positive semi-definite
     assert float(v @ exact) > 0
+
+
+def test_lvc_hessian_vector_product_matches_finite_differences_with_frozen_stop_gradients():
+    policy, meta_batch = _meta_batch(seed=5)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(cg_damping=0.0), inner_objective="lvc")
+    params = policy.params()
+    with torch.no_grad():
+        old = meta.distribution(params, meta_batch, create_graph=False)
+    behaviour = behaviour_log_probs(policy, meta_batch.train, [0.5])
+
+    def frozen_kl_gradient(vector):
+        vector_to_parameters(vector, policy.parameters())
+        adapted = frozen_lvc_adapt(policy, policy.params(), meta_batch.train, [0.5], behaviour)
+        mean, log_std = policy.distribution(adapted, meta_batch.valid.flat("observations"))
+        _, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+        return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
+
+    theta = parameters_to_vector(policy.parameters()).detach().clone()
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(2), dtype=theta.dtype)
+    exact = _hvp(meta, params, meta_batch)(v)
+    numeric = _central_difference(frozen_kl_gradient, theta, v)
+    vector_to_parameters(theta, policy.parameters())
+    torch.testing.assert_close(exact, numeric, rtol=1e-4, atol=1e-8)
+    meta.inner_objective = "reinforce"
+    assert not torch.allclose(exact, _hvp(meta, params, meta_batch)(v), rtol=1e-3)
 
 
 def _kl_and_loss(meta, policy, meta_batch, old):

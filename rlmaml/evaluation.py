@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from rlmaml.adaptation import sample_adaptation_batches
-from rlmaml.config import ConfigError, load_config
+from rlmaml.config import ConfigError, TrainConfig, load_config
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import RunDir, RunError, load_checkpoint, read_json
 from rlmaml.sampling import TaskSampler
@@ -88,11 +88,14 @@ def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None 
     raise ConfigError(f"--task-set must be one of {', '.join(TASK_SETS)}, got {task_set!r}")
 
 
-def checkpoint_label(method: str, which: str, iteration: int) -> str:
-    """E.g. ``MAML (final, it. 300)``, ``pretrained (best, it. 212)``, ``oracle (it. 100)``."""
-    name = METHOD_LABELS.get(method, method)
-    if method == "random":
+def checkpoint_label(config: TrainConfig, which: str, iteration: int) -> str:
+    """E.g. ``MAML (final, it. 300)``, ``MAML-LVC (final, it. 300)`` (``inner_objective="lvc"``),
+    ``pretrained (best, it. 212)``, ``oracle (it. 100)``."""
+    name = METHOD_LABELS.get(config.method, config.method)
+    if config.method == "random":
         return name
+    if config.method == "maml" and config.inner_objective != "reinforce":
+        name = f"{name}-{config.inner_objective.upper()}"
     kind = f"{which}, " if which in ("final", "best") else ""
     return f"{name} ({kind}it. {iteration})"
 
@@ -134,7 +137,7 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     finally:
         if own_trainer:
             trainer.sampler.close()
-    result = {"label": checkpoint_label(config.method, which, state["iteration"]), "method": config.method,
+    result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,
               "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
               "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,
               "summary": summarize(returns), "per_task": returns.T.tolist()}

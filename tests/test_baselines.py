@@ -10,7 +10,7 @@ import torch
 
 from rlmaml.cli import main
 from rlmaml.config import from_dict
-from rlmaml.evaluation import evaluation_tasks, summarize
+from rlmaml.evaluation import checkpoint_label, evaluation_tasks, summarize
 from rlmaml.report import adaptation_title, csv_rows
 from rlmaml.runs import RunDir, read_metrics
 from rlmaml.sampling import TaskSampler
@@ -66,6 +66,13 @@ def test_one_evaluation_of_all_methods_on_the_same_tasks(runs, tmp_path, capsys)
     assert len(rows) == 5 * 3 + 2 and {row["metric"] for row in rows} == {"return"}
     printed = capsys.readouterr().out
     assert all(label in printed for label in labels)
+
+
+def test_labels_tell_maml_runs_with_another_inner_objective_apart():
+    assert checkpoint_label(from_dict({}), "final", 300) == "MAML (final, it. 300)"
+    assert checkpoint_label(from_dict({"inner_objective": "lvc"}), "best", 12) == "MAML-LVC (best, it. 12)"
+    assert checkpoint_label(from_dict({"method": "oracle"}), "100", 100) == "oracle (it. 100)"
+    assert checkpoint_label(from_dict({"method": "random"}), "final", 0) == "random init"
 
 
 def test_table_means_and_standard_errors_match_a_direct_computation():

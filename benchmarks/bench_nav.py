@@ -7,7 +7,6 @@ Reports medians; run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import statistics
@@ -19,7 +18,8 @@ import numpy as np
 import torch
 
 import rlmaml
-from rlmaml.config import resolve
+from rlmaml.cli import parse_set
+from rlmaml.config import ConfigError, resolve
 from rlmaml.trainer import Trainer
 
 
@@ -41,10 +41,14 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20, help="timed meta-iterations")
     parser.add_argument("--warmup", type=int, default=3, help="untimed meta-iterations first")
     parser.add_argument("--preset", default="nav-paper")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="config field (VALUE as JSON, else a string), as for rlmaml train")
     args = parser.parse_args()
-    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    config = resolve(args.preset, {}, {**overrides, "num_iterations": args.warmup + args.iterations})
+    try:
+        overrides = dict(parse_set(item) for item in args.set)
+        config = resolve(args.preset, {}, {**overrides, "num_iterations": args.warmup + args.iterations})
+    except ConfigError as error:
+        parser.error(str(error))
     with tempfile.TemporaryDirectory() as folder:
         trainer = Trainer.create(config, Path(folder) / "run")
         records = []

@@ -44,7 +44,7 @@ FLAG_CHOICES: dict[str, tuple[str, ...]] = {"method": METHODS, "hvp_adaptation":
                                             "inner_objective": INNER_OBJECTIVES}
 
 
-def _parse_set(item: str) -> tuple[str, Any]:
+def parse_set(item: str) -> tuple[str, Any]:
     """``FIELD=VALUE`` with VALUE read as JSON when it parses, else as a string."""
     name, sep, raw = item.partition("=")
     if not sep or name not in FIELDS:
@@ -56,7 +56,7 @@ def _parse_set(item: str) -> tuple[str, Any]:
 
 
 def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = dict(_parse_set(item) for item in args.set)
+    overrides = dict(parse_set(item) for item in args.set)
     for _, field, _ in TRAIN_FLAGS:
         value = getattr(args, field)
         if value is not None:

@@ -1,0 +1,86 @@
+"""How much of a Navigation2D return is the policy's noise? Adapted std per inner step, and the
+return an ideal policy (mean action straight at the goal) would score with that noise.
+
+    python benchmarks/nav_noise_floor.py runs/ref/maml-lvc-s0:0.1,0.03,0.03 runs/ref/maml-s0:0.1,0.025,0.025 \\
+        runs/ref/pretrained-s0:0.05,0.01,0.01 runs/ref/oracle-s0
+
+For each ``RUN_DIR[:STEP_SIZES]`` the final checkpoint is adapted on the run's recorded test tasks
+exactly as ``rlmaml evaluate`` does (seed = the run's, ``--num-traj`` trajectories per step), and the
+policy's std (mean over tasks, per action axis) is printed before and after each step. Then an ideal
+policy, whose mean action is the clipped straight move to the goal, is rolled out in the
+Navigation2D dynamics with Gaussian noise of each ``--stds`` value (in units of the [-1, 1] action
+box) on ``--num-goals`` uniformly drawn goals; its mean return is the best any policy with that much
+noise can expect.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from rlmaml.adaptation import adapt_step, detached, sample_adaptation_batches
+from rlmaml.config import load_config
+from rlmaml.envs.navigation import MAX_MOVE, Navigation2DBatchedEnv
+from rlmaml.evaluation import evaluation_tasks
+from rlmaml.runs import RunDir, load_checkpoint
+from rlmaml.seeding import evaluation_streams
+from rlmaml.trainer import Trainer
+
+
+def adapted_stds(run: RunDir, lrs: list[float], num_traj: int) -> list[list[float]]:
+    """Policy std per action axis (mean over the test tasks) after 0..len(lrs) inner steps."""
+    config = load_config(run.config)
+    trainer = Trainer(config, run)
+    try:
+        trainer.policy.load_state_dict(load_checkpoint(run.checkpoint)["policy"])
+        generator, seed_rng = evaluation_streams(config.seed)
+        batches = sample_adaptation_batches(trainer.sampler, trainer.policy, evaluation_tasks(run), num_traj, lrs,
+                                            config.gamma, config.gae_lambda, generator, seed_rng)
+    finally:
+        trainer.sampler.close()
+    params = detached(trainer.policy.params())
+    stds = [params["log_std"].exp().tolist()]
+    for batch, lr in zip(batches, lrs):
+        params = detached(adapt_step(trainer.policy, params, batch, lr, create_graph=False))
+        stds.append(params["log_std"].exp().mean(0).tolist())
+    return stds
+
+
+def ideal_return(std: float, num_goals: int, horizon: int, rng: np.random.Generator) -> float:
+    """Mean return of the straight-to-goal policy with Gaussian action noise ``std``, goals U[-0.5, 0.5]^2."""
+    goals = rng.uniform(-0.5, 0.5, size=(num_goals, 2))
+    env = Navigation2DBatchedEnv(goals)
+    positions = env.reset([0] * num_goals).astype(np.float64)
+    total, alive = np.zeros(num_goals), np.ones(num_goals, dtype=bool)
+    for _ in range(horizon):
+        mean = np.clip((goals - positions) / MAX_MOVE, -1.0, 1.0)
+        observation, reward, terminated, _ = env.step(mean + std * rng.standard_normal(mean.shape))
+        total += np.where(alive, reward, 0.0)
+        alive &= ~terminated
+        positions = observation.astype(np.float64)
+    return float(total.mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", metavar="RUN_DIR[:STEP_SIZES]",
+                        help="Navigation2D runs, each with its comma-separated step sizes (none: no adaptation)")
+    parser.add_argument("--num-traj", type=int, default=40, help="trajectories per task and step (default 40)")
+    parser.add_argument("--stds", type=float, nargs="+", default=[0.03, 0.13, 0.22, 0.3, 0.4, 0.45, 0.5],
+                        help="noise levels for the ideal policy (default: %(default)s)")
+    parser.add_argument("--num-goals", type=int, default=20000, help="goals for the ideal policy (default 20000)")
+    args = parser.parse_args()
+    for item in args.runs:
+        path, _, schedule = item.partition(":")
+        lrs = [float(lr) for lr in schedule.split(",")] if schedule else []
+        for step, std in enumerate(adapted_stds(RunDir(Path(path)), lrs, args.num_traj)):
+            print(f"{path} after {step} step(s): std {' / '.join(f'{s:.3f}' for s in std)}")
+    rng = np.random.default_rng(0)
+    for std in args.stds:
+        print(f"ideal policy, std {std:g}: return {ideal_return(std, args.num_goals, 100, rng):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -48,12 +48,12 @@ def adapted_stds(run: RunDir, lrs: list[float], num_traj: int) -> list[list[floa
     return stds
 
 
-def ideal_return(std: float, num_goals: int, horizon: int, rng: np.random.Generator) -> float:
-    """Mean return of the straight-to-goal policy with Gaussian action noise ``std``, goals U[-0.5, 0.5]^2."""
-    goals = rng.uniform(-0.5, 0.5, size=(num_goals, 2))
+def ideal_return(goals: np.ndarray, std: float, horizon: int, rng: np.random.Generator) -> float:
+    """Mean return over ``goals`` [G, 2] of the policy whose mean action is the clipped straight move
+    to the goal, with Gaussian noise ``std`` (units of the [-1, 1] action box) on every action."""
     env = Navigation2DBatchedEnv(goals)
-    positions = env.reset([0] * num_goals).astype(np.float64)
-    total, alive = np.zeros(num_goals), np.ones(num_goals, dtype=bool)
+    positions = env.reset([0] * len(goals)).astype(np.float64)
+    total, alive = np.zeros(len(goals)), np.ones(len(goals), dtype=bool)
     for _ in range(horizon):
         mean = np.clip((goals - positions) / MAX_MOVE, -1.0, 1.0)
         observation, reward, terminated, _ = env.step(mean + std * rng.standard_normal(mean.shape))
@@ -79,7 +79,8 @@ def main() -> None:
             print(f"{path} after {step} step(s): std {' / '.join(f'{s:.3f}' for s in std)}")
     rng = np.random.default_rng(0)
     for std in args.stds:
-        print(f"ideal policy, std {std:g}: return {ideal_return(std, args.num_goals, 100, rng):.2f}")
+        goals = rng.uniform(-0.5, 0.5, size=(args.num_goals, 2))  # Navigation2D's task distribution
+        print(f"ideal policy, std {std:g}: return {ideal_return(goals, std, 100, rng):.2f}")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 from rlmaml.adaptation import adapt_step, detached, sample_adaptation_batches
 from rlmaml.config import load_config
-from rlmaml.envs.navigation import MAX_MOVE, Navigation2DBatchedEnv
+from rlmaml.envs.navigation import GOAL_HIGH, GOAL_LOW, MAX_MOVE, Navigation2DBatchedEnv
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.runs import RunDir, load_checkpoint
 from rlmaml.seeding import evaluation_streams
@@ -77,10 +78,11 @@ def main() -> None:
         lrs = [float(lr) for lr in schedule.split(",")] if schedule else []
         for step, std in enumerate(adapted_stds(RunDir(Path(path)), lrs, args.num_traj)):
             print(f"{path} after {step} step(s): std {' / '.join(f'{s:.3f}' for s in std)}")
+    horizon = gym.spec("rlmaml/Navigation2D-v0").max_episode_steps
     rng = np.random.default_rng(0)
     for std in args.stds:
-        goals = rng.uniform(-0.5, 0.5, size=(args.num_goals, 2))  # Navigation2D's task distribution
-        print(f"ideal policy, std {std:g}: return {ideal_return(goals, std, 100, rng):.2f}")
+        goals = rng.uniform(GOAL_LOW, GOAL_HIGH, size=(args.num_goals, 2))  # the family's task distribution
+        print(f"ideal policy, std {std:g}: return {ideal_return(goals, std, horizon, rng):.2f}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ class Batch:
         """Undiscounted return of each trajectory [N, M]."""
         return (self.rewards * self.mask).sum(-1)
 
+    def episode_lengths(self) -> Tensor:
+        """Steps of each trajectory up to and including termination (the horizon if none) [N, M]."""
+        return self.mask.sum(-1)
+
     def flat(self, name: str) -> Tensor:
         """A per-step field with trajectories and time merged: [N, M*T, ...]."""
         value = getattr(self, name)

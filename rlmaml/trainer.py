@@ -108,6 +108,8 @@ class Trainer:
             "iteration": self.iteration,
             "pre_return": float(before.episode_returns().mean()),
             "post_return": float(after.episode_returns().mean()),
+            "pre_length": float(before.episode_lengths().mean()),
+            "post_length": float(after.episode_lengths().mean()),
             **({} if after.success is None else {"pre_success": float(before.success.mean()),
                                                  "post_success": float(after.success.mean())}),
             **stats,

@@ -36,8 +36,8 @@ def test_mask_covers_steps_up_to_and_including_termination():
     sampler = TaskSampler("rlmaml/Navigation2D-v0", horizon=10)
     batch = _sample(sampler, policy, [{"goal": [0.3, 0.0]}, {"goal": [0.0, 0.45]}])
     # task 0 reaches the goal on its third step; task 1 never does within 10 steps
-    assert batch.mask[0].sum(-1).tolist() == [3.0] * 5
-    assert batch.mask[1].sum(-1).tolist() == [10.0] * 5
+    assert batch.episode_lengths()[0].tolist() == [3.0] * 5
+    assert batch.episode_lengths()[1].tolist() == [10.0] * 5
     np.testing.assert_allclose(batch.rewards[0, 0, :3].numpy(), [-0.2, -0.1, 0.0], atol=1e-5)
     assert float(batch.rewards[0, :, 3:].abs().sum()) == 0.0
     torch.testing.assert_close(batch.episode_returns()[0], torch.full((5,), -0.3), atol=1e-5, rtol=0)

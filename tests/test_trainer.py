@@ -29,6 +29,7 @@ def test_run_folder_holds_config_tasks_metrics_and_checkpoints(tmp_path):
     assert tasks["seed"] == 3 and len(tasks["tasks"]) == 5
     records = read_metrics(run.metrics)
     assert [r["iteration"] for r in records] == [0, 1, 2, 3]
+    assert all(1 <= r[key] <= 10 for r in records for key in ("pre_length", "post_length"))  # horizon 10
     assert load_checkpoint(run.checkpoint)["iteration"] == 4
     assert load_checkpoint(run.best_checkpoint)["post_return"] == max(r["post_return"] for r in records)
     assert not list(run.path.glob(".*tmp"))  # no leftover temporary files

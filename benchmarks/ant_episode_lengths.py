@@ -22,11 +22,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rlmaml.config import load_config
-from rlmaml.evaluation import evaluation_tasks
-from rlmaml.runs import RunDir, load_checkpoint
+from rlmaml.evaluation import evaluation_tasks, loaded_run
+from rlmaml.runs import RunDir
 from rlmaml.seeding import evaluation_streams
-from rlmaml.trainer import Trainer
 
 ENV_ID = "rlmaml/AntVel-v0"
 HEALTHY_Z = (0.2, 1.0)
@@ -57,15 +55,10 @@ def random_action_episodes(frame_skip: int, episodes: int, seed: int) -> dict[st
 
 def run_episodes(run: RunDir, num_traj: int) -> dict[str, float]:
     """Lengths and mean return of a run's final policy, unadapted, on its recorded test tasks."""
-    config = load_config(run.config)
-    trainer = Trainer(config, run)
-    try:
-        trainer.policy.load_state_dict(load_checkpoint(run.checkpoint)["policy"])
-        generator, seed_rng = evaluation_streams(config.seed)
+    with loaded_run(run) as trainer:
+        generator, seed_rng = evaluation_streams(trainer.config.seed)
         batch = trainer.sampler.sample(trainer.policy, trainer.policy.params(), evaluation_tasks(run), num_traj,
                                        generator, seed_rng)
-    finally:
-        trainer.sampler.close()
     lengths = batch.episode_lengths()
     return {"median": float(lengths.median()), "mean": float(lengths.mean()),
             "return": float(batch.episode_returns().mean()), "std": float(trainer.policy.log_std.detach().exp().mean())}

@@ -22,25 +22,19 @@ import gymnasium as gym
 import numpy as np
 
 from rlmaml.adaptation import adapt_step, detached, sample_adaptation_batches
-from rlmaml.config import load_config
 from rlmaml.envs.navigation import GOAL_HIGH, GOAL_LOW, MAX_MOVE, Navigation2DBatchedEnv
-from rlmaml.evaluation import evaluation_tasks
-from rlmaml.runs import RunDir, load_checkpoint
+from rlmaml.evaluation import evaluation_tasks, loaded_run
+from rlmaml.runs import RunDir
 from rlmaml.seeding import evaluation_streams
-from rlmaml.trainer import Trainer
 
 
 def adapted_stds(run: RunDir, lrs: list[float], num_traj: int) -> list[list[float]]:
     """Policy std per action axis (mean over the test tasks) after 0..len(lrs) inner steps."""
-    config = load_config(run.config)
-    trainer = Trainer(config, run)
-    try:
-        trainer.policy.load_state_dict(load_checkpoint(run.checkpoint)["policy"])
+    with loaded_run(run) as trainer:
+        config = trainer.config
         generator, seed_rng = evaluation_streams(config.seed)
         batches = sample_adaptation_batches(trainer.sampler, trainer.policy, evaluation_tasks(run), num_traj, lrs,
                                             config.gamma, config.gae_lambda, generator, seed_rng)
-    finally:
-        trainer.sampler.close()
     params = detached(trainer.policy.params())
     stds = [params["log_std"].exp().tolist()]
     for batch, lr in zip(batches, lrs):

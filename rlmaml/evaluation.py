@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -144,6 +145,19 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     if success is not None:
         result.update(success_summary=summarize(success), per_task_success=success.T.tolist())
     return result
+
+
+@contextmanager
+def loaded_run(run: RunDir) -> Iterator[Trainer]:
+    """The run's :class:`Trainer` with its last checkpoint's parameters in ``trainer.policy``; its
+    rollout workers are stopped on exit."""
+    run.require("config", "checkpoint")
+    trainer = Trainer(load_config(run.config), run)
+    try:
+        trainer.policy.load_state_dict(load_checkpoint(run.checkpoint)["policy"])
+        yield trainer
+    finally:
+        trainer.sampler.close()
 
 
 def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: EvalSettings,

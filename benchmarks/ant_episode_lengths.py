@@ -27,12 +27,13 @@ from rlmaml.runs import RunDir
 from rlmaml.seeding import evaluation_streams
 
 ENV_ID = "rlmaml/AntVel-v0"
-HEALTHY_Z = (0.2, 1.0)
 
 
 def random_action_episodes(frame_skip: int, episodes: int, seed: int) -> dict[str, float]:
-    """Lengths, ending heights and returns of clipped N(0, 1) action episodes at one frame skip."""
+    """Lengths, ending heights (against the env's own healthy range) and returns of clipped N(0, 1)
+    action episodes at one frame skip."""
     env = gym.make(ENV_ID, frame_skip=frame_skip)
+    low_z, high_z = env.unwrapped._healthy_z_range  # what Gymnasium's termination test compares the torso height with
     rng = np.random.default_rng(seed)
     tasks = env.unwrapped.sample_tasks(episodes, rng)
     lengths, returns, high, low = [], [], 0, 0
@@ -44,13 +45,13 @@ def random_action_episodes(frame_skip: int, episodes: int, seed: int) -> dict[st
             _, reward, terminated, truncated, _ = env.step(np.clip(rng.standard_normal(env.action_space.shape), -1, 1))
             total, steps = total + float(reward), steps + 1
         height = float(env.unwrapped.data.qpos[2])
-        high += terminated and height > HEALTHY_Z[1]
-        low += terminated and height < HEALTHY_Z[0]
+        high += terminated and height > high_z
+        low += terminated and height < low_z
         lengths.append(steps)
         returns.append(total)
     env.close()
-    return {"median": float(np.median(lengths)), "mean": float(np.mean(lengths)), "ended_high": high,
-            "ended_low": low, "return": float(np.mean(returns))}
+    return {"median": float(np.median(lengths)), "mean": float(np.mean(lengths)), "high_z": high_z, "low_z": low_z,
+            "ended_high": high, "ended_low": low, "return": float(np.mean(returns))}
 
 
 def run_episodes(run: RunDir, num_traj: int) -> dict[str, float]:
@@ -75,7 +76,7 @@ def main() -> None:
     for frame_skip in args.frame_skips:
         r = random_action_episodes(frame_skip, args.episodes, seed=0)
         print(f"random actions, frame skip {frame_skip}: length median {r['median']:.0f}, mean {r['mean']:.1f}; "
-              f"ended above {HEALTHY_Z[1]}: {r['ended_high']}, below {HEALTHY_Z[0]}: {r['ended_low']} "
+              f"ended above {r['high_z']}: {r['ended_high']}, below {r['low_z']}: {r['ended_low']} "
               f"of {args.episodes}; mean return {r['return']:.1f}")
     for path in args.runs:
         r = run_episodes(RunDir(Path(path)), args.num_traj)

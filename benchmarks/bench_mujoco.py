@@ -1,12 +1,15 @@
-"""HalfCheetah sampling throughput and meta-iteration time at the cheetah-vel preset.
+"""MuJoCo sampling throughput and meta-iteration time at the cheetah-vel preset.
 
     python benchmarks/bench_mujoco.py                 # both parts, about 5 minutes on 2 cores
     python benchmarks/bench_mujoco.py --skip-training # throughput only
+    python benchmarks/bench_mujoco.py --env rlmaml/AntVel-v0 --env-kwargs '{"frame_skip": 2}' --skip-training
 
-Throughput: 800 HalfCheetahVel envs (40 tasks x 20 trajectories, horizon 200), the 2x100 ReLU
-policy in the loop, in three ways: rlmaml's rollout workers (one process per core, each running a
-batched HalfCheetah and its own policy copy), the same batched env in one process, and Gymnasium's
-SyncVectorEnv over 800 ``gym.make`` envs with the policy in the same loop. Medians of ``--repeats``.
+Throughput: 800 envs of ``--env`` (40 tasks x 20 trajectories, horizon 200; HalfCheetahVel by
+default), the 2x100 ReLU policy in the loop, in three ways: rlmaml's rollout workers (one process
+per core, each running a batched env and its own policy copy), the same batched env in one
+process, and Gymnasium's SyncVectorEnv over 800 ``gym.make`` envs with the policy in the same loop.
+rlmaml counts the steps of live sub-envs (Ant episodes can end early; ended ones are not stepped);
+SyncVectorEnv steps all 800 every time (it resets ended ones). Medians of ``--repeats``.
 
 Meta-iteration: ``rlmaml train --preset cheetah-vel`` for ``--iterations`` meta-iterations in a
 temporary folder; the median of time_total (sampling + TRPO update) and its parts.
@@ -15,6 +18,7 @@ temporary folder; the median of time_total (sampling + TRPO update) and its part
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -33,12 +37,11 @@ from rlmaml.runs import read_metrics
 from rlmaml.sampling import TaskSampler
 from rlmaml.trainer import Trainer
 
-ENV_ID = "rlmaml/HalfCheetahVel-v0"
 NUM_TASKS, NUM_TRAJ, HORIZON = 40, 20, 200
 
 
-def rlmaml_rate(num_workers: int, repeats: int) -> float:
-    sampler = TaskSampler(ENV_ID, HORIZON, num_workers=num_workers)
+def rlmaml_rate(env_id: str, env_kwargs: dict, num_workers: int, repeats: int) -> float:
+    sampler = TaskSampler(env_id, HORIZON, env_kwargs, num_workers=num_workers)
     torch.manual_seed(0)
     policy = GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, (100, 100))
     tasks = sampler.sample_tasks(NUM_TASKS, np.random.default_rng(0))
@@ -46,18 +49,18 @@ def rlmaml_rate(num_workers: int, repeats: int) -> float:
     try:
         for repeat in range(repeats + 1):
             start = time.perf_counter()
-            sampler.sample(policy, policy.params(), tasks, NUM_TRAJ, torch.Generator().manual_seed(repeat),
-                           np.random.default_rng(repeat))
+            batch = sampler.sample(policy, policy.params(), tasks, NUM_TRAJ, torch.Generator().manual_seed(repeat),
+                                   np.random.default_rng(repeat))
             if repeat:  # the first call starts the workers' envs
-                rates.append(NUM_TASKS * NUM_TRAJ * HORIZON / (time.perf_counter() - start))
+                rates.append(float(batch.mask.sum()) / (time.perf_counter() - start))
     finally:
         sampler.close()
     return statistics.median(rates)
 
 
 @torch.no_grad()
-def sync_vector_rate(repeats: int) -> float:
-    envs = gym.vector.SyncVectorEnv([lambda: gym.make(ENV_ID) for _ in range(NUM_TASKS * NUM_TRAJ)])
+def sync_vector_rate(env_id: str, env_kwargs: dict, repeats: int) -> float:
+    envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id, **env_kwargs) for _ in range(NUM_TASKS * NUM_TRAJ)])
     tasks = envs.envs[0].unwrapped.sample_tasks(NUM_TASKS, np.random.default_rng(0))
     for i, env in enumerate(envs.envs):
         env.unwrapped.set_task(tasks[i // NUM_TRAJ])
@@ -89,6 +92,8 @@ def meta_iteration_times(iterations: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="rlmaml/HalfCheetahVel-v0", help="task family for the throughput part")
+    parser.add_argument("--env-kwargs", type=json.loads, default={}, help="JSON keyword arguments for the env")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--skip-training", action="store_true")
@@ -96,11 +101,13 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()}")
     workers = os.cpu_count() or 1
-    print(f"rollout throughput, {NUM_TASKS * NUM_TRAJ} HalfCheetah envs x {HORIZON} steps, policy in the loop (median of {args.repeats}):")
-    ours = rlmaml_rate(workers, args.repeats)
+    print(f"rollout throughput, {NUM_TASKS * NUM_TRAJ} {args.env} {args.env_kwargs or ''} envs x {HORIZON} steps, "
+          f"policy in the loop (median of {args.repeats}):")
+    ours = rlmaml_rate(args.env, args.env_kwargs, workers, args.repeats)
     print(f"  rlmaml rollout workers ({workers}):     {ours:9.0f} steps/s", flush=True)
-    print(f"  rlmaml batched env, in process: {rlmaml_rate(0, args.repeats):9.0f} steps/s", flush=True)
-    sync = sync_vector_rate(args.repeats)
+    print(f"  rlmaml batched env, in process: {rlmaml_rate(args.env, args.env_kwargs, 0, args.repeats):9.0f} steps/s",
+          flush=True)
+    sync = sync_vector_rate(args.env, args.env_kwargs, args.repeats)
     print(f"  gymnasium SyncVectorEnv:        {sync:9.0f} steps/s", flush=True)
     print(f"  workers / SyncVectorEnv:        {ours / sync:9.2f}x")
     if not args.skip_training:

@@ -127,11 +127,18 @@ class HalfCheetahDirEnv(_DirectionTasks, _ClippedActions, HalfCheetahEnv):
 
 
 class _AntTask(_ClippedActions, AntEnv):
-    parallel_rollouts = True  # no batched Ant yet: workers step one Gymnasium env per trajectory
+    parallel_rollouts = True
+    TASK_KEY: str  # the task dict's key, also the batched env's mode: velocity, direction or goal
 
     def __init__(self, healthy_reward: float, **kwargs: Any):
         super().__init__(ctrl_cost_weight=ANT_CTRL_COST, contact_cost_weight=ANT_CONTACT_COST,
                          healthy_reward=healthy_reward, **kwargs)
+
+    def batched_env(self, tasks: Sequence[dict[str, Any]], copies: int):
+        from rlmaml.envs.mujoco_batch import AntBatch
+
+        values = np.repeat([task[self.TASK_KEY] for task in tasks], copies, axis=0)
+        return AntBatch(self, values, mode=self.TASK_KEY, constant=ANT_CONSTANT)
 
     def _task_reward(self, x_velocity: float) -> float:
         raise NotImplementedError
@@ -149,6 +156,7 @@ class AntVelEnv(_VelocityTasks, _AntTask):
     """Ant that must run at a target forward velocity (tasks ``{"velocity": v}``)."""
 
     VELOCITY_RANGE = (0.0, 3.0)
+    TASK_KEY = "velocity"
 
     def __init__(self, **kwargs: Any):
         super().__init__(healthy_reward=1.0, **kwargs)
@@ -159,6 +167,8 @@ class AntVelEnv(_VelocityTasks, _AntTask):
 
 class AntDirEnv(_DirectionTasks, _AntTask):
     """Ant that must run forward (+1) or backward (-1) (tasks ``{"direction": d}``)."""
+
+    TASK_KEY = "direction"
 
     def __init__(self, **kwargs: Any):
         super().__init__(healthy_reward=0.0, **kwargs)
@@ -171,6 +181,7 @@ class AntGoalEnv(_AntTask):
     """Ant that must walk to a goal position in the plane (tasks ``{"goal": [x, y]}``)."""
 
     GOAL_RADIUS = 3.0
+    TASK_KEY = "goal"
 
     def __init__(self, **kwargs: Any):
         super().__init__(healthy_reward=4.0, exclude_current_positions_from_observation=False, **kwargs)

@@ -14,6 +14,7 @@ import custom_family
 from rlmaml.checks import FAIL, run_checks
 from rlmaml.cli import main
 from rlmaml.envs import FAMILIES
+from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.sampling import TaskSampler
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,3 +118,21 @@ def test_a_broken_plugin_is_reported_without_breaking_the_others(tmp_path):
     assert listed.returncode == 0 and "rlmaml/Navigation2D-v0" in listed.stdout
     assert "plugin 'point_velocity' failed to load: AttributeError" in listed.stderr
     assert "Traceback" not in listed.stderr
+
+
+def test_a_family_without_a_batched_env_samples_the_same_through_workers():
+    """The generic path (one Gymnasium env per trajectory) run in rollout workers."""
+    in_process = TaskSampler(CUSTOM, num_workers=0)
+    with_workers = TaskSampler(CUSTOM, num_workers=2)
+    try:
+        assert with_workers.workers is not None and not hasattr(with_workers.family, "batched_env")
+        torch.manual_seed(0)
+        policy = GaussianMLPPolicy(1, 1, (8,))
+        tasks = in_process.sample_tasks(5, np.random.default_rng(0))
+        a, b = (sampler.sample(policy, policy.params(), tasks, 3, torch.Generator().manual_seed(1),
+                               np.random.default_rng(2)) for sampler in (in_process, with_workers))
+        for field in ("observations", "actions", "rewards", "mask", "log_probs"):
+            torch.testing.assert_close(getattr(a, field), getattr(b, field), rtol=1e-5, atol=1e-5)
+        assert a.mask.all() and a.rewards.std() > 0
+    finally:
+        with_workers.close()

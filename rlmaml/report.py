@@ -128,10 +128,29 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (cumulative[1:] - cumulative[np.arange(1, len(values) + 1) - counts]) / counts
 
 
-def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, smooth: int = 10) -> None:
+def episode_lengths(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(iteration, pre_length, post_length) [R] over the records that log episode lengths, or None
+    when none do or every episode ran to the horizon (all lengths equal: nothing to show)."""
+    logged = [r for r in records if "pre_length" in r and "post_length" in r]
+    if not logged:
+        return None
+    iteration, pre, post = (np.array([r[key] for r in logged], dtype=float)
+                            for key in ("iteration", "pre_length", "post_length"))
+    if np.ptp(np.concatenate([pre, post])) == 0:
+        return None
+    return iteration, pre, post
+
+
+def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, smooth: int = 10) -> list[str]:
     """Training curves of several runs, given as (name, metrics records): pre- and post-adaptation
-    return, KL of the meta-update, and seconds per meta-iteration, against meta-iteration."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    return, KL of the meta-update, seconds per meta-iteration and, when some run's episodes end
+    before the horizon, the mean steps per trajectory, against meta-iteration. Returns the panels'
+    y-axis labels."""
+    lengths = [episode_lengths(records) for _, records in runs]
+    show_lengths = any(found is not None for found in lengths)
+    fig, grid = plt.subplots(2 if show_lengths else 1, 2 if show_lengths else 3,
+                             figsize=(12, 8.6) if show_lengths else (15, 4.3), squeeze=False)
+    axes = list(grid.flat)
     for index, (name, records) in enumerate(runs):
         if not records:
             continue
@@ -149,9 +168,19 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
         axes[1].plot(iteration, moving_average(kl, smooth), color=color, label=name)
         axes[2].plot(iteration, moving_average(np.array([r["time_total"] for r in records]), smooth), color=color,
                      label=name)
+        if lengths[index] is not None:
+            length_iteration, pre_length, post_length = lengths[index]
+            length_curves = ([(post_length, "-", name)] if np.array_equal(pre_length, post_length) else
+                             [(pre_length, "--", f"{name}: before adaptation"),
+                              (post_length, "-", f"{name}: after adaptation")])
+            for values, style, label in length_curves:
+                axes[3].plot(length_iteration, moving_average(values, smooth), color=color, linestyle=style,
+                             label=label)
     axes[0].set_ylabel(f"average return per trajectory (moving average of {smooth})")
     axes[1].set_ylabel(f"KL of the meta-update (moving average of {smooth})")
     axes[2].set_ylabel(f"seconds per meta-iteration (moving average of {smooth})")
+    if show_lengths:
+        axes[3].set_ylabel(f"mean steps per trajectory (moving average of {smooth})")
     for ax in axes:
         ax.set_xlabel("meta-iteration")
         ax.grid(alpha=0.3)
@@ -159,3 +188,4 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return [ax.get_ylabel() for ax in axes]

@@ -11,7 +11,7 @@ import torch
 from rlmaml.cli import main
 from rlmaml.config import from_dict
 from rlmaml.evaluation import checkpoint_label, evaluation_tasks, summarize
-from rlmaml.report import adaptation_title, csv_rows
+from rlmaml.report import adaptation_title, csv_rows, episode_lengths, plot_training
 from rlmaml.runs import RunDir, read_metrics
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
@@ -125,6 +125,28 @@ def test_plot_writes_training_curves_of_several_runs(runs, tmp_path, capsys):
     assert output.read_bytes()[:4] == b"\x89PNG" and str(output) in capsys.readouterr().out
     assert main(["plot", str(runs["random"])]) == 2
     assert "no metrics to plot yet" in capsys.readouterr().err
+
+
+def _records(pre_lengths, post_lengths):
+    return [{"iteration": i, "pre_return": -10.0 + i, "post_return": -8.0 + i, "kl": 0.01, "time_total": 1.0,
+             **({} if pre is None else {"pre_length": pre, "post_length": post})}
+            for i, (pre, post) in enumerate(zip(pre_lengths, post_lengths))]
+
+
+def test_training_plot_shows_episode_lengths_only_when_episodes_end_early(tmp_path):
+    full = _records([200.0] * 5, [200.0] * 5)  # never terminates: every trajectory runs to the horizon
+    unlogged = _records([None] * 5, [None] * 5)  # metrics written before lengths were logged
+    early = _records([40.0, 45.0, 60.0, 80.0, 90.0], [42.0, 50.0, 70.0, 85.0, 95.0])
+    assert episode_lengths(full) is None and episode_lengths(unlogged) is None
+    iteration, pre, post = episode_lengths(unlogged + early)
+    np.testing.assert_array_equal(pre, [40, 45, 60, 80, 90])
+    np.testing.assert_array_equal(post, [42, 50, 70, 85, 95])
+    assert len(iteration) == 5
+    without = plot_training([("a", full), ("b", unlogged)], tmp_path / "a.png")
+    assert len(without) == 3 and not any("steps per trajectory" in label for label in without)
+    with_lengths = plot_training([("a", full), ("b", early)], tmp_path / "b.png", smooth=2)
+    assert len(with_lengths) == 4 and with_lengths[3] == "mean steps per trajectory (moving average of 2)"
+    assert (tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_validation_task_set_is_evaluated_on_other_tasks_than_the_test_set(runs, tmp_path):

@@ -141,6 +141,14 @@ def episode_lengths(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.n
     return iteration, pre, post
 
 
+def _before_after(name: str, pre: np.ndarray, post: np.ndarray, single_label: str) -> list[tuple[np.ndarray, str, str]]:
+    """(values, line style, label) to draw: dashed before and solid after adaptation, or one solid
+    line when they are equal (pretrained / oracle train without an inner step)."""
+    if np.array_equal(pre, post):
+        return [(post, "-", single_label)]
+    return [(pre, "--", f"{name}: before adaptation"), (post, "-", f"{name}: after adaptation")]
+
+
 def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, smooth: int = 10) -> list[str]:
     """Training curves of several runs, given as (name, metrics records): pre- and post-adaptation
     return, KL of the meta-update, seconds per meta-iteration and, when some run's episodes end
@@ -157,10 +165,7 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
         color = f"C{index}"
         iteration = np.array([r["iteration"] for r in records])
         pre, post = (np.array([r[key] for r in records]) for key in ("pre_return", "post_return"))
-        # pretrained / oracle train without an inner step: one return, one line
-        curves = ([(post, "-", f"{name}: training return (no inner step)")] if np.array_equal(pre, post) else
-                  [(pre, "--", f"{name}: before adaptation"), (post, "-", f"{name}: after adaptation")])
-        for values, style, label in curves:
+        for values, style, label in _before_after(name, pre, post, f"{name}: training return (no inner step)"):
             axes[0].plot(iteration, values, color=color, alpha=0.15, linestyle=style)
             axes[0].plot(iteration, moving_average(values, smooth), color=color, linestyle=style, label=label)
         kl = np.array([r["kl"] for r in records])
@@ -170,10 +175,7 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
                      label=name)
         if lengths[index] is not None:
             length_iteration, pre_length, post_length = lengths[index]
-            length_curves = ([(post_length, "-", name)] if np.array_equal(pre_length, post_length) else
-                             [(pre_length, "--", f"{name}: before adaptation"),
-                              (post_length, "-", f"{name}: after adaptation")])
-            for values, style, label in length_curves:
+            for values, style, label in _before_after(name, pre_length, post_length, name):
                 axes[3].plot(length_iteration, moving_average(values, smooth), color=color, linestyle=style,
                              label=label)
     axes[0].set_ylabel(f"average return per trajectory (moving average of {smooth})")

@@ -83,9 +83,8 @@ def sync_vector_rate(env_id: str, env_kwargs: dict, repeats: int) -> float:
 def meta_iteration_times(iterations: int) -> dict[str, float]:
     config = resolve("cheetah-vel", {}, {"num_iterations": iterations})
     with tempfile.TemporaryDirectory() as folder:
-        trainer = Trainer.create(config, Path(folder) / "run")
-        trainer.train(progress=False)
-        trainer.sampler.close()
+        with Trainer.create(config, Path(folder) / "run") as trainer:
+            trainer.train(progress=False)
         records = read_metrics(trainer.run.metrics)[1:]  # the first iteration starts the workers
     return {key: statistics.median(r[key] for r in records) for key in ("time_total", "time_sampling", "time_update")}
 

@@ -36,12 +36,13 @@ def main() -> None:
     for path in args.runs:
         run = RunDir(path)
         config = load_config(run.config)
-        tasks, trainer = evaluation_tasks(run), Trainer(config, run)
-        for which in checkpoints(run):
-            result = evaluate_checkpoint(run, which, EvalSettings(num_steps=3, num_traj=args.num_traj), tasks,
-                                         config.seed, trainer)
-            cells = " | ".join(f"{row['mean']:.1f} ± {row['stderr']:.1f}" for row in result["summary"])
-            print(f"| {path.name} | {which} | {result['iteration']} | {cells} |", flush=True)
+        tasks = evaluation_tasks(run)
+        with Trainer(config, run) as trainer:
+            for which in checkpoints(run):
+                result = evaluate_checkpoint(run, which, EvalSettings(num_steps=3, num_traj=args.num_traj), tasks,
+                                             config.seed, trainer)
+                cells = " | ".join(f"{row['mean']:.1f} ± {row['stderr']:.1f}" for row in result["summary"])
+                print(f"| {path.name} | {which} | {result['iteration']} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -67,7 +67,7 @@ def main() -> None:
         config = load_config(run.config)
         trainer = Trainer(config, run)  # one sampler for all its evaluations
         names = ["final"] if config.method == "random" else checkpoints_of(run, args.checkpoints)  # untrained
-        try:
+        with trainer:
             for which, first, factor in itertools.product(names, args.first, args.factors):
                 settings = EvalSettings(args.num_steps, args.validation_traj, first, factor)
                 result = evaluate_checkpoint(run, which, settings, validation, first_config.seed, trainer)
@@ -80,8 +80,6 @@ def main() -> None:
                       + " ".join(f"{mean:8.2f}" for mean in means), flush=True)
                 if best is None or score > best[0]:
                     best = (score, which, first, factor)
-        finally:
-            trainer.sampler.close()
         chosen[run.path] = best[1:]
         print(f"{run.path}: chosen checkpoint {best[1]}, first step {best[2]:g}, later factor {best[3]:g} "
               f"(validation return after {args.select_step} steps {best[0][0]:.2f})", flush=True)

@@ -52,7 +52,7 @@ def main() -> None:
                                         hvp_adaptation=adaptation or config.hvp_adaptation).trpo
     kls: dict[str, list[float]] = {item: [] for item in settings}
     improvements: dict[str, list[float]] = {item: [] for item in settings}
-    try:
+    with trainer:
         for index in range(args.batches):
             tasks = trainer.sampler.sample_tasks(config.num_tasks, trainer.streams.train_tasks)
             meta_batch = sample_meta_batch(config, trainer.sampler, trainer.policy, tasks, trainer.streams)
@@ -70,8 +70,6 @@ def main() -> None:
                 print(f"batch {index}  {item}: full step KL {kl:.4f} ({kl / config.max_kl:.2f} x max_kl), "
                       f"surrogate {loss_before:.2e} -> {loss:.2e}; accepted step KL {accepted['kl']:.4f}, "
                       f"surrogate change {improvements[item][-1]:.2e}; proposal {seconds:.1f} s", flush=True)
-    finally:
-        trainer.sampler.close()
     for item in settings:
         print(f"{item}: median KL of the full step {statistics.median(kls[item]) / config.max_kl:.2f} x max_kl, "
               f"median surrogate change of the accepted step {statistics.median(improvements[item]):.2e}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -123,21 +123,17 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     if not path.is_file():
         raise RunError(f"{run.path} has no {path.relative_to(run.path)}")
     state = load_checkpoint(path)
-    own_trainer = trainer is None
-    trainer = Trainer(config, run) if trainer is None else trainer
-    trainer.policy.load_state_dict(state["policy"])
     # the oracle is told the task: its return without adaptation is the level to aim for, and
     # fine-tuning a policy that reads the task from its input measures nothing
     num_steps = 0 if config.method == "oracle" else settings.num_steps
     lrs = step_sizes(config.inner_lr if settings.inner_lr is None else settings.inner_lr, num_steps,
                      settings.later_factor)
     generator, seed_rng = evaluation_streams(seed)
-    try:
+    # a borrowed trainer stays open for the caller's next checkpoint; an own one is closed here
+    with (nullcontext(trainer) if trainer is not None else Trainer(config, run)) as trainer:
+        trainer.policy.load_state_dict(state["policy"])
         returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs,
                                              config.gamma, config.gae_lambda, generator, seed_rng)
-    finally:
-        if own_trainer:
-            trainer.sampler.close()
     result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,
               "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
               "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,
@@ -152,12 +148,9 @@ def loaded_run(run: RunDir) -> Iterator[Trainer]:
     """The run's :class:`Trainer` with its last checkpoint's parameters in ``trainer.policy``; its
     rollout workers are stopped on exit."""
     run.require("config", "checkpoint")
-    trainer = Trainer(load_config(run.config), run)
-    try:
+    with Trainer(load_config(run.config), run) as trainer:
         trainer.policy.load_state_dict(load_checkpoint(run.checkpoint)["policy"])
         yield trainer
-    finally:
-        trainer.sampler.close()
 
 
 def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: EvalSettings,
@@ -183,11 +176,8 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
     for run in runs:
         config = load_config(run.config)
         wanted = ["final"] if config.method == "random" else list(checkpoints)
-        trainer = Trainer(config, run)  # one sampler (and set of rollout workers) for all its checkpoints
-        try:
+        with Trainer(config, run) as trainer:  # one sampler (and set of rollout workers) for all its checkpoints
             results.extend(evaluate_checkpoint(run, which, settings, tasks, seed, trainer) for which in wanted)
-        finally:
-            trainer.sampler.close()
     return {"env_id": first.env_id, "env_kwargs": first.env_kwargs, "task_set": task_set,
             "tasks_from": str(runs[0].path), "num_tasks": len(tasks), "num_traj": settings.num_traj,
             "seed": seed, "results": results}

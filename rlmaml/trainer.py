@@ -53,6 +53,16 @@ class Trainer:
         self.iteration = 0
         self.best_return = float("-inf")
 
+    def close(self) -> None:
+        """Stop the sampler's rollout workers, if any (also on leaving a ``with Trainer(...)`` block)."""
+        self.sampler.close()
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     @classmethod
     def create(cls, config: TrainConfig, path: Path) -> "Trainer":
         """Start a new run in ``path`` (which must not already hold a run)."""

@@ -137,3 +137,11 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signu
     # resume then drops that line (see the SIGKILL test).
     done = load_checkpoint(run / "checkpoint.pt")["iteration"]
     assert done >= 2 and len(read_metrics(run / "metrics.jsonl")) in (done, done + 1)
+
+
+def test_leaving_a_trainer_block_stops_its_rollout_workers(tmp_path):
+    with Trainer(TrainConfig(**{**TINY, "num_workers": 2}), RunDir(tmp_path / "run")) as trainer:
+        processes = list(trainer.sampler.workers._procs)
+        assert len(processes) == 2 and all(process.is_alive() for process in processes)
+    assert trainer.sampler.workers is None
+    assert not any(process.is_alive() for process in processes)

@@ -65,9 +65,8 @@ def main() -> None:
     for run in runs:
         best = None
         config = load_config(run.config)
-        trainer = Trainer(config, run)  # one sampler for all its evaluations
         names = ["final"] if config.method == "random" else checkpoints_of(run, args.checkpoints)  # untrained
-        with trainer:
+        with Trainer(config, run) as trainer:  # one sampler for all its evaluations
             for which, first, factor in itertools.product(names, args.first, args.factors):
                 settings = EvalSettings(args.num_steps, args.validation_traj, first, factor)
                 result = evaluate_checkpoint(run, which, settings, validation, first_config.seed, trainer)

@@ -109,8 +109,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     records = read_metrics(run.metrics)
     if records:
         last = records[-1]
-        print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} before adaptation, "
-              f"{last['post_return']:.2f} after {len(trainer.config.inner_lrs)} step(s).")
+        num_steps = len(trainer.config.inner_lrs)
+        if num_steps:
+            print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} before adaptation, "
+                  f"{last['post_return']:.2f} after {num_steps} step(s).")
+        else:
+            print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} "
+                  f"({trainer.config.method} trains without adaptation).")
     if not args.no_evaluate:
         evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj), run.path)
     files = ", ".join(sorted(path.name for path in run.path.iterdir() if path.is_file()))

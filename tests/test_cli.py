@@ -39,6 +39,7 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert main(["train", *TINY, "--run-dir", str(run)]) == 0
     out = capsys.readouterr().out
     assert f"Results in {run}/" in out and "return after K steps" in out
+    assert "before adaptation" in out and "after 1 step(s)." in out
     assert (run / "evaluation.png").stat().st_size > 10_000
     assert main(["evaluate", str(run), "--num-steps", "2", "--num-traj", "3", "--checkpoint", "best"]) == 0
     out = capsys.readouterr().out
@@ -49,6 +50,12 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert "already holds a run" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
     assert "has no snapshots/iteration-00001.pt" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"])
     assert "final, best or an iteration" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "x"])
+
+
+def test_a_baseline_run_is_not_reported_as_adapted(capsys, tmp_path):
+    assert main(["train", *TINY, "--method", "oracle", "--run-dir", str(tmp_path / "run"), "--no-evaluate"]) == 0
+    done = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Done:"))
+    assert done.endswith("(oracle trains without adaptation).") and "step" not in done
 
 
 def test_snapshots_are_kept_and_evaluated(capsys, tmp_path):

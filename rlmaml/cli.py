@@ -96,8 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"Random-initialisation baseline for {config.env_id}: nothing to train; run folder {run_dir}")
         else:
             what = "meta-training (MAML)" if config.method == "maml" else f"training the {config.method} baseline"
+            steps = f", {len(config.inner_lrs)} inner step(s)" if config.method == "maml" else ""
             print(f"{config.env_id}: {what}, {config.num_iterations} iterations, {config.num_tasks} tasks x "
-                  f"{config.num_traj} trajectories, {len(config.inner_lrs)} inner step(s); run folder {run_dir}")
+                  f"{config.num_traj} trajectories{steps}; run folder {run_dir}")
     run = trainer.run
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill checkpoints like Ctrl-C
     try:
@@ -109,10 +110,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     records = read_metrics(run.metrics)
     if records:
         last = records[-1]
-        num_steps = len(trainer.config.inner_lrs)
-        if num_steps:
+        if trainer.config.method == "maml":
             print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} before adaptation, "
-                  f"{last['post_return']:.2f} after {num_steps} step(s).")
+                  f"{last['post_return']:.2f} after {len(trainer.config.inner_lrs)} step(s).")
         else:
             print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} "
                   f"({trainer.config.method} trains without adaptation).")

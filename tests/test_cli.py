@@ -54,7 +54,10 @@ def test_train_then_evaluate(capsys, tmp_path):
 
 def test_a_baseline_run_is_not_reported_as_adapted(capsys, tmp_path):
     assert main(["train", *TINY, "--method", "oracle", "--run-dir", str(tmp_path / "run"), "--no-evaluate"]) == 0
-    done = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Done:"))
+    lines = capsys.readouterr().out.splitlines()
+    start = next(line for line in lines if "training the oracle baseline" in line)
+    done = next(line for line in lines if line.startswith("Done:"))
+    assert "inner step" not in start
     assert done.endswith("(oracle trains without adaptation).") and "step" not in done
 
 

@@ -43,6 +43,12 @@ def adapted_stds(run: RunDir, lrs: list[float], num_traj: int) -> list[list[floa
     return stds
 
 
+def run_with_schedule(item: str) -> tuple[str, list[float]]:
+    """Split ``RUN_DIR[:STEP_SIZES]`` into the run's path and its step sizes (none given: [])."""
+    path, _, schedule = item.partition(":")
+    return path, [float(lr) for lr in schedule.split(",")] if schedule else []
+
+
 def ideal_return(goals: np.ndarray, std: float, horizon: int, rng: np.random.Generator) -> float:
     """Mean return over ``goals`` [G, 2] of the policy whose mean action is the clipped straight move
     to the goal, with Gaussian noise ``std`` (units of the [-1, 1] action box) on every action."""
@@ -68,8 +74,7 @@ def main() -> None:
     parser.add_argument("--num-goals", type=int, default=20000, help="goals for the ideal policy (default 20000)")
     args = parser.parse_args()
     for item in args.runs:
-        path, _, schedule = item.partition(":")
-        lrs = [float(lr) for lr in schedule.split(",")] if schedule else []
+        path, lrs = run_with_schedule(item)
         for step, std in enumerate(adapted_stds(RunDir(Path(path)), lrs, args.num_traj)):
             print(f"{path} after {step} step(s): std {' / '.join(f'{s:.3f}' for s in std)}")
     horizon = gym.spec("rlmaml/Navigation2D-v0").max_episode_steps

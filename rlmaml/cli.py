@@ -18,7 +18,7 @@ from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs
 from rlmaml.plugins import all_families
 from rlmaml.report import plot_adaptation, plot_training, write_csv
 from rlmaml.runs import RunDir, RunError, read_metrics, write_json
-from rlmaml.tasks import EnvMakeError, TaskProtocolError
+from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
 from rlmaml.trpo import HVP_ADAPTATIONS
 from rlmaml.trainer import Trainer
 
@@ -91,7 +91,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if config.method != "maml":
             name = f"{name}-{config.method}"
         run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        trainer = Trainer.create(config, run_dir)
+        try:
+            trainer = Trainer.create(config, run_dir)
+        except EnvKwargsError as error:
+            raise EnvKwargsError(f"{error} (env_kwargs come from the preset, then the config file, then --set; "
+                                 "`--set 'env_kwargs={}'` clears them)") from None
         if config.method == "random":
             print(f"Random-initialisation baseline for {config.env_id}: nothing to train; run folder {run_dir}")
         else:

@@ -66,12 +66,16 @@ class EnvMakeError(ValueError):
     """An env id that cannot be made (unknown id, module that does not import)."""
 
 
+class EnvKwargsError(EnvMakeError):
+    """Keyword arguments the env's constructor does not take."""
+
+
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     """``gymnasium.make`` for a task family, with installed rlmaml plugins loaded first.
 
     ``env_id`` is a registered id or Gymnasium's ``module:id`` form (the module is imported and
     must register the id). Raises :class:`EnvMakeError` with a one-line reason instead of a traceback
-    for ids that do not resolve.
+    for ids that do not resolve and for keyword arguments the env does not take.
     """
     from rlmaml.plugins import load_plugins  # here, not at import time: plugins import rlmaml
 
@@ -87,6 +91,11 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
                            f'MuJoCo families: pip install "rlmaml[mujoco]"') from None
     except gym.error.Error as error:
         raise EnvMakeError(f"unknown env {env_id!r}: {error} (see `rlmaml envs`)") from None
+    except TypeError as error:
+        if "unexpected keyword argument" not in str(error):
+            raise
+        raise EnvKwargsError(f"{env_id} does not take env_kwargs {kwargs}: "
+                             f"{str(error).partition(' was raised')[0]}") from None
 
 
 def env_name(env: gym.Env) -> str:

@@ -30,6 +30,9 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "only --num-iterations" in _one_line_error(capsys, ["train", "--resume", str(tmp_path), "--num-tasks", "3"])
     assert "rlmaml task protocol" in _one_line_error(capsys, ["train", "--env", "CartPole-v1"])
     assert "FIELD=VALUE" in _one_line_error(capsys, ["train", "--set", "nonsense"])
+    assert "does not take env_kwargs {'bogus': 1}" in _one_line_error(
+        capsys, ["train", "--set", 'env_kwargs={"bogus": 1}', "--run-dir", str(tmp_path / "b")])
+    assert not (tmp_path / "b").exists()
     assert "--num-steps" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--num-steps", "-1"])
     assert "must be positive" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--inner-lr", "-0.1"])
 

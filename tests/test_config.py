@@ -70,3 +70,14 @@ def test_malformed_and_missing_files(tmp_path):
 
 def test_inner_lrs_property():
     assert TrainConfig(num_inner_steps=3, inner_lr=0.2).inner_lrs == [0.2, 0.2, 0.2]
+
+
+@pytest.mark.parametrize("preset", ["ant-vel", "ant-dir", "ant-goal"])
+def test_ant_presets_simulate_at_the_papers_control_period(preset):
+    pytest.importorskip("mujoco")
+    config = resolve(preset, {}, {})
+    sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, num_workers=0)
+    assert sampler.env.unwrapped.dt == pytest.approx(0.02)  # the paper's Ant: 0.02 s per step
+    assert TaskSampler(config.env_id, num_workers=0).env.unwrapped.dt == pytest.approx(0.05)  # the env's default
+    config.env_kwargs["frame_skip"] = 5  # a config's dict is its own, not the preset's
+    assert resolve(preset, {}, {}).env_kwargs == {"frame_skip": 2}

@@ -19,12 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from nav_noise_floor import run_with_schedule  # a sibling script: benchmarks/ is on sys.path when run
+from nav_noise_floor import evaluation_adaptation, run_with_schedule  # a sibling: benchmarks/ is on sys.path
 
-from rlmaml.adaptation import adapt_step, detached, sample_adaptation_batches
 from rlmaml.evaluation import evaluation_tasks, loaded_run
 from rlmaml.runs import RunDir
-from rlmaml.seeding import evaluation_streams
 
 NOISE_FREE_LOG_STD = -30.0  # std ~1e-13: the sampled action is the mean
 
@@ -40,25 +38,18 @@ def per_step_results(run: RunDir, lrs: list[float],
     ``mean_path`` the return of the noise-free path [N], ``miss`` its final distance to the goal [N];
     and the goals' distances from the start [N]."""
     with loaded_run(run) as trainer:
-        config, policy, sampler = trainer.config, trainer.policy, trainer.sampler
         tasks = evaluation_tasks(run)
-        generator, seed_rng = evaluation_streams(config.seed)
-        batches = sample_adaptation_batches(sampler, policy, tasks, num_traj, lrs, config.gamma, config.gae_lambda,
-                                            generator, seed_rng)
-        distances = np.linalg.norm(np.array([task["goal"] for task in tasks]), axis=1)
-        params = detached(policy.params())
+        batches, adapted = evaluation_adaptation(trainer, tasks, lrs, num_traj)
         results = []
-        for k, batch in enumerate(batches):
-            path = sampler.sample(policy, noise_free(params), tasks, 1, torch.Generator().manual_seed(0),
-                                  np.random.default_rng(0))
+        for batch, params in zip(batches, adapted):
+            path = trainer.sampler.sample(trainer.policy, noise_free(params), tasks, 1,
+                                          torch.Generator().manual_seed(0), np.random.default_rng(0))
             last = path.episode_lengths()[:, 0].long() - 1
             final_reward = path.rewards[torch.arange(len(tasks)), 0, last]  # minus the distance after the last move
             results.append({"sampled": batch.episode_returns().mean(1).numpy(),
                             "mean_path": path.episode_returns()[:, 0].numpy(),
                             "miss": -final_reward.numpy()})
-            if k < len(lrs):
-                params = detached(adapt_step(policy, params, batch, lrs[k], create_graph=False))
-    return results, distances
+    return results, np.linalg.norm(np.array([task["goal"] for task in tasks]), axis=1)
 
 
 def main() -> None:

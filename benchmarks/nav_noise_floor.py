@@ -22,25 +22,35 @@ import gymnasium as gym
 import numpy as np
 
 from rlmaml.adaptation import adapt_step, detached, sample_adaptation_batches
+from rlmaml.batch import Batch
 from rlmaml.envs.navigation import GOAL_HIGH, GOAL_LOW, MAX_MOVE, Navigation2DBatchedEnv
 from rlmaml.evaluation import evaluation_tasks, loaded_run
+from rlmaml.policy import Params
 from rlmaml.runs import RunDir
 from rlmaml.seeding import evaluation_streams
+from rlmaml.tasks import Task
+from rlmaml.trainer import Trainer
+
+
+def evaluation_adaptation(trainer: Trainer, tasks: list[Task], lrs: list[float],
+                          num_traj: int) -> tuple[list[Batch], list[Params]]:
+    """The batches ``rlmaml evaluate`` samples on ``tasks`` (its seed streams, ``len(lrs) + 1`` of them)
+    and the policy parameters after 0..len(lrs) inner steps on them (no task axis at step 0, [N, ...] after)."""
+    config = trainer.config
+    generator, seed_rng = evaluation_streams(config.seed)
+    batches = sample_adaptation_batches(trainer.sampler, trainer.policy, tasks, num_traj, lrs, config.gamma,
+                                        config.gae_lambda, generator, seed_rng)
+    params = [detached(trainer.policy.params())]
+    for batch, lr in zip(batches, lrs):
+        params.append(detached(adapt_step(trainer.policy, params[-1], batch, lr, create_graph=False)))
+    return batches, params
 
 
 def adapted_stds(run: RunDir, lrs: list[float], num_traj: int) -> list[list[float]]:
     """Policy std per action axis (mean over the test tasks) after 0..len(lrs) inner steps."""
     with loaded_run(run) as trainer:
-        config = trainer.config
-        generator, seed_rng = evaluation_streams(config.seed)
-        batches = sample_adaptation_batches(trainer.sampler, trainer.policy, evaluation_tasks(run), num_traj, lrs,
-                                            config.gamma, config.gae_lambda, generator, seed_rng)
-    params = detached(trainer.policy.params())
-    stds = [params["log_std"].exp().tolist()]
-    for batch, lr in zip(batches, lrs):
-        params = detached(adapt_step(trainer.policy, params, batch, lr, create_graph=False))
-        stds.append(params["log_std"].exp().mean(0).tolist())
-    return stds
+        _, params = evaluation_adaptation(trainer, evaluation_tasks(run), lrs, num_traj)
+    return [params[0]["log_std"].exp().tolist()] + [p["log_std"].exp().mean(0).tolist() for p in params[1:]]
 
 
 def run_with_schedule(item: str) -> tuple[str, list[float]]:

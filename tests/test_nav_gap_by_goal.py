@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlmaml.adaptation import detached
 from rlmaml.cli import main
 from rlmaml.evaluation import evaluation_tasks, loaded_run
 from rlmaml.runs import RunDir
@@ -50,7 +51,7 @@ def test_sampled_returns_are_the_evaluations(gap, run_dir, tmp_path):
 def test_noise_free_path_matches_a_step_by_step_rollout_of_the_mean(gap, run_dir):
     results, _ = gap.per_step_results(RunDir(run_dir), [], num_traj=3)
     with loaded_run(RunDir(run_dir)) as trainer:
-        params = {name: p.detach() for name, p in trainer.policy.params().items()}
+        params = detached(trainer.policy.params())
         for n, task in enumerate(evaluation_tasks(RunDir(run_dir))):
             env = make_env("rlmaml/Navigation2D-v0")
             env.unwrapped.set_task(task)

@@ -120,16 +120,23 @@ def test_run_killed_with_sigkill_resumes_from_last_checkpoint(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signum):
     run = tmp_path / "run"
+    # A shell starts background jobs with SIGINT ignored, and children inherit that (Python then
+    # never raises KeyboardInterrupt). Give the run a terminal's default, so that the test does
+    # not depend on how pytest itself was started (e.g. `pytest &` in a script).
     process = subprocess.Popen(
         [sys.executable, "-m", "rlmaml", "train", "--num-tasks", "3", "--num-traj", "4", "--horizon", "10",
          "--hidden-sizes", "8", "--num-iterations", "100000", "--set", "checkpoint_every=1000",
          "--run-dir", str(run), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(read_metrics(run / "metrics.jsonl")) < 3:
-        time.sleep(0.05)
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=60)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(read_metrics(run / "metrics.jsonl")) < 3:
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()  # a 100000-iteration run must not outlive a failed test
     assert process.returncode == 130
     assert f"Continue with: rlmaml train --resume {run}" in err and "Traceback" not in err
     # checkpoint_every=1000 means only the signal handler can have written this checkpoint past

@@ -25,17 +25,17 @@ FAMILIES = {
     "rlmaml/AntVel-v0": dict(
         entry_point="rlmaml.envs.locomotion:AntVelEnv",
         max_episode_steps=200,
-        summary="Ant v5, target velocity U[0, 3], dt 0.05 s, horizon 200; needs the mujoco extra",
+        summary="Ant v5, target velocity U[0, 3], dt 0.05 s (ant-* presets: 0.02), horizon 200; needs the mujoco extra",
     ),
     "rlmaml/AntDir-v0": dict(
         entry_point="rlmaml.envs.locomotion:AntDirEnv",
         max_episode_steps=200,
-        summary="Ant v5, run forward or backward, dt 0.05 s, horizon 200; needs the mujoco extra",
+        summary="Ant v5, run forward or backward, dt 0.05 s (ant-* presets: 0.02), horizon 200; needs the mujoco extra",
     ),
     "rlmaml/AntGoal-v0": dict(
         entry_point="rlmaml.envs.locomotion:AntGoalEnv",
         max_episode_steps=200,
-        summary="Ant v5, goal uniform in the disc of radius 3, dt 0.05 s, horizon 200; needs the mujoco extra",
+        summary="Ant v5, goal uniform in the disc of radius 3, dt 0.05 s (ant-* presets: 0.02), horizon 200; needs the mujoco extra",
     ),
     "rlmaml/MetaWorldML1-v0": dict(
         entry_point="rlmaml.envs.metaworld_ml1:MetaWorldML1Env",

@@ -277,9 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_evaluate)
 
     plot = sub.add_parser("plot", help="training curves of one or more runs as a PNG",
-                          description="Pre- and post-adaptation return, KL of the meta-update and seconds per "
-                                      "iteration against meta-iteration, from each run's metrics.jsonl.")
-    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+                          description="Pre- and post-adaptation return, KL of the meta-update, seconds per "
+                                      "iteration and (when episodes end before the horizon) steps per "
+                                      "trajectory against meta-iteration, from each run's metrics.jsonl; "
+                                      "several runs are overlaid.")
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
+                      help="run folders, each with a metrics.jsonl")
     plot.add_argument("--output", type=Path,
                       help="PNG file (default RUN_DIR/training.png for one run, ./training-curves.png for several)")
     plot.add_argument("--smooth", type=int, default=10, help="moving-average window in iterations (default 10)")

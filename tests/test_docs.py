@@ -28,7 +28,7 @@ def test_every_config_field_is_documented_with_its_default():
 def test_every_cli_flag_is_documented():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "command").choices
-    for name in ("train", "evaluate", "check-env"):
+    for name in ("train", "evaluate", "plot", "check-env"):
         for action in subparsers[name]._actions:
             for flag in action.option_strings:
                 if flag.startswith("--") and flag != "--help":

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -73,6 +74,20 @@ def test_labels_tell_maml_runs_with_another_inner_objective_apart():
     assert checkpoint_label(from_dict({"inner_objective": "lvc"}), "best", 12) == "MAML-LVC (best, it. 12)"
     assert checkpoint_label(from_dict({"method": "oracle"}), "100", 100) == "oracle (it. 100)"
     assert checkpoint_label(from_dict({"method": "random"}), "final", 0) == "random init"
+
+
+def test_two_runs_of_one_method_are_told_apart_by_their_folders(runs, tmp_path, capsys):
+    copy = tmp_path / "maml-copy"
+    shutil.copytree(runs["maml"], copy)
+    out = tmp_path / "eval"
+    main(["evaluate", str(runs["maml"]), str(copy), str(runs["pretrained"]), "--num-traj", "2", "--num-steps", "1",
+          "--checkpoint", "final", "--out-dir", str(out)])
+    labels = [r["label"] for r in json.loads((out / "evaluation.json").read_text())["results"]]
+    assert labels == ["MAML (final, it. 2) [maml]", "MAML (final, it. 2) [maml-copy]", "pretrained (final, it. 2)"]
+    printed = capsys.readouterr().out
+    assert all(label in printed for label in labels)
+    with open(out / "evaluation.csv") as handle:
+        assert {row["label"] for row in csv.DictReader(handle)} == set(labels)
 
 
 def test_table_means_and_standard_errors_match_a_direct_computation():

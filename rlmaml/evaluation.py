@@ -196,4 +196,3 @@ def _name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
         if len(runs) > 1:
             names_differ = len({Path(run).name for run in runs}) == len(runs)
             result["label"] = f"{result['label']} [{Path(result['run']).name if names_differ else result['run']}]"
-

@@ -21,7 +21,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-from rlmaml.adaptation import adapt_step, detached, sample_adaptation_batches
+from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.batch import Batch
 from rlmaml.envs.navigation import GOAL_HIGH, GOAL_LOW, MAX_MOVE, Navigation2DBatchedEnv
 from rlmaml.evaluation import evaluation_tasks, loaded_run
@@ -38,12 +38,8 @@ def evaluation_adaptation(trainer: Trainer, tasks: list[Task], lrs: list[float],
     and the policy parameters after 0..len(lrs) inner steps on them (no task axis at step 0, [N, ...] after)."""
     config = trainer.config
     generator, seed_rng = evaluation_streams(config.seed)
-    batches = sample_adaptation_batches(trainer.sampler, trainer.policy, tasks, num_traj, lrs, config.gamma,
-                                        config.gae_lambda, generator, seed_rng)
-    params = [detached(trainer.policy.params())]
-    for batch, lr in zip(batches, lrs):
-        params.append(detached(adapt_step(trainer.policy, params[-1], batch, lr, create_graph=False)))
-    return batches, params
+    return sample_adaptation_batches(trainer.sampler, trainer.policy, tasks, num_traj, lrs, config.gamma,
+                                     config.gae_lambda, generator, seed_rng)
 
 
 def adapted_stds(run: RunDir, lrs: list[float], num_traj: int) -> list[list[float]]:

@@ -84,14 +84,15 @@ def detached(params: Params) -> Params:
 
 def sample_adaptation_batches(sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: Sequence[Task], num_traj: int,
                               lrs: Sequence[float], gamma: float, gae_lambda: float, generator: torch.Generator,
-                              seed_rng: np.random.Generator) -> list[Batch]:
+                              seed_rng: np.random.Generator) -> tuple[list[Batch], list[Params]]:
     """``len(lrs) + 1`` batches with advantages: batch k is sampled NEW after k inner steps, and
-    inner step k adapts (first order, no graph) on batch k with ``lrs[k]``."""
-    params = detached(policy.params())
+    inner step k adapts (first order, no graph) on batch k with ``lrs[k]``. Also returns the
+    detached parameters batch k was sampled with (no task axis for k = 0, [N, ...] after)."""
+    params = [detached(policy.params())]
     batches = []
     for k in range(len(lrs) + 1):
-        batch = sampler.sample(policy, params, tasks, num_traj, generator, seed_rng)
+        batch = sampler.sample(policy, params[-1], tasks, num_traj, generator, seed_rng)
         batches.append(with_advantages(batch, gamma, gae_lambda))
         if k < len(lrs):
-            params = detached(adapt_step(policy, params, batches[-1], lrs[k], create_graph=False))
-    return batches
+            params.append(detached(adapt_step(policy, params[-1], batches[-1], lrs[k], create_graph=False)))
+    return batches, params

@@ -39,7 +39,8 @@ def adaptation_curves(policy: GaussianMLPPolicy, sampler: TaskSampler, tasks: Se
     Row 0 is the trajectories used for the first adaptation; row k NEW trajectories of the k-times
     adapted policy.
     """
-    batches = sample_adaptation_batches(sampler, policy, tasks, num_traj, lrs, gamma, gae_lambda, generator, seed_rng)
+    batches, _ = sample_adaptation_batches(sampler, policy, tasks, num_traj, lrs, gamma, gae_lambda, generator,
+                                           seed_rng)
     returns = torch.stack([batch.episode_returns().mean(dim=1) for batch in batches])
     if batches[0].success is None:
         return returns, None

@@ -32,8 +32,8 @@ def make_policy(config: TrainConfig, sampler: TaskSampler, init_seed: int) -> Ga
 def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: list[Task],
                       streams: RandomStreams) -> MetaBatch:
     """Inner-step batches and the post-adaptation batch, new trajectories after every step."""
-    batches = sample_adaptation_batches(sampler, policy, tasks, config.num_traj, config.inner_lrs, config.gamma,
-                                        config.gae_lambda, streams.policy_noise, streams.env_seeds)
+    batches, _ = sample_adaptation_batches(sampler, policy, tasks, config.num_traj, config.inner_lrs, config.gamma,
+                                           config.gae_lambda, streams.policy_noise, streams.env_seeds)
     return MetaBatch(batches[:-1], batches[-1])
 
 

@@ -69,6 +69,9 @@ class TrainConfig:
     """Damping added to the Hessian-vector products."""
     line_search_ratio: float = 0.5
     """Backtracking factor of the TRPO line search."""
+    line_search_kl_rescale: bool = False
+    """When a candidate improves the surrogate but exceeds ``max_kl``, shrink the step by
+    sqrt(0.9 * max_kl / KL) (the KL grows with the square of the step) instead of ``line_search_ratio``."""
     line_search_steps: int = 15
     """Maximum backtracking steps before the update is rejected."""
     hvp_traj_fraction: float = 1.0
@@ -122,7 +125,7 @@ class TrainConfig:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.activation not in ("relu", "tanh"):
             raise ConfigError(f"activation must be relu or tanh, got {self.activation!r}")
-        for name in ("first_order", "tensorboard"):
+        for name in ("first_order", "tensorboard", "line_search_kl_rescale"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not self.hidden_sizes or any(not isinstance(h, int) or h < 1 for h in self.hidden_sizes):
@@ -141,7 +144,8 @@ class TrainConfig:
     @property
     def trpo(self) -> TRPOSettings:
         return TRPOSettings(self.max_kl, self.cg_iterations, self.cg_damping, self.line_search_ratio,
-                            self.line_search_steps, self.hvp_traj_fraction, self.hvp_adaptation)
+                            self.line_search_steps, self.hvp_traj_fraction, self.hvp_adaptation,
+                            self.line_search_kl_rescale)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -15,6 +15,8 @@ import numpy as np  # noqa: E402
 CSV_COLUMNS = ("label", "method", "run", "checkpoint", "iteration", "metric", "step", "step_size", "mean", "stderr",
                "per_task")
 METHOD_COLORS = {"maml": "tab:blue", "pretrained": "tab:orange", "random": "tab:gray", "oracle": "tab:green"}
+FURTHER_RUN_COLORS = ("tab:purple", "tab:red", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+"""Colours of a method's second and later runs in one evaluation figure."""
 
 
 def csv_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,10 +47,21 @@ def write_csv(evaluation: dict[str, Any], path: Path) -> None:
 
 
 def _line_style(results: Sequence[dict[str, Any]], index: int) -> tuple[str, str]:
-    """Colour by method; a method's second and later checkpoints get dashed/dotted lines."""
-    method = results[index]["method"]
-    rank = sum(r["method"] == method for r in results[:index])
-    return METHOD_COLORS.get(method, f"C{index}"), ("-", "--", ":", "-.")[rank % 4]
+    """Colour by method, with a colour of its own for each further run of a method (two MAML runs
+    compared); within a run, the second and later checkpoints get dashed/dotted lines."""
+    result = results[index]
+    first_runs: dict[str, str] = {}
+    further_runs: list[str] = []
+    for other in results:
+        run = first_runs.setdefault(other["method"], other["run"])
+        if other["run"] != run and other["run"] not in further_runs:
+            further_runs.append(other["run"])
+    if result["run"] in further_runs:
+        color = FURTHER_RUN_COLORS[further_runs.index(result["run"]) % len(FURTHER_RUN_COLORS)]
+    else:
+        color = METHOD_COLORS.get(result["method"], f"C{index}")
+    rank = sum(r["run"] == result["run"] and r["method"] == result["method"] for r in results[:index])
+    return color, ("-", "--", ":", "-.")[rank % 4]
 
 
 def _legend_label(result: dict[str, Any], show_step_sizes: bool) -> str:

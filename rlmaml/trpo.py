@@ -9,6 +9,7 @@ re-adapts for every candidate, restoring the parameters if no candidate is accep
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,6 +28,9 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
     return torch.cat([t.reshape(-1) for t in tensors])
 
 
+KL_RESCALE_TARGET = 0.9
+"""With ``line_search_kl_rescale``, the fraction of ``max_kl`` a KL-rescaled candidate aims at."""
+
 HVP_ADAPTATIONS = ("subsample", "full", "first-order")
 """What the adaptation inside the curvature's KL sees (see ``MetaTRPO._hessian_vector_product``)."""
 
@@ -43,6 +47,7 @@ class TRPOSettings:
     line_search_steps: int
     hvp_traj_fraction: float
     hvp_adaptation: str
+    line_search_kl_rescale: bool
 
 
 @dataclass(frozen=True)
@@ -133,10 +138,19 @@ class MetaTRPO:
             if new_loss < loss_before and new_kl <= s.max_kl:
                 return {"loss_before": loss_before, "loss_after": new_loss, "kl": new_kl,
                         "line_search_steps": steps, "step_accepted": 1.0}
-            fraction *= s.line_search_ratio
+            fraction *= self._backtrack_factor(new_loss < loss_before, new_kl)
         vector_to_parameters(old_vector, param_list)
         return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
                 "line_search_steps": s.line_search_steps, "step_accepted": 0.0}
+
+    def _backtrack_factor(self, improved: bool, kl: float) -> float:
+        """How much to shrink a rejected candidate's step: to the KL bound's scale when the candidate
+        improved the surrogate and only the KL was too large (``line_search_kl_rescale``), else
+        ``line_search_ratio``."""
+        s = self.settings
+        if s.line_search_kl_rescale and improved and s.max_kl < kl < math.inf:
+            return math.sqrt(KL_RESCALE_TARGET * s.max_kl / kl)
+        return s.line_search_ratio
 
     def _hessian_vector_product(self, params: Params, meta_batch: MetaBatch, create_graph: bool, adapted: Params):
         """v -> (H + damping I) v, H the Hessian of the mean KL w.r.t. the meta-parameters at the

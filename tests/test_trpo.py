@@ -134,6 +134,42 @@ def test_trpo_restores_parameters_when_no_step_is_acceptable():
     assert torch.equal(parameters_to_vector(policy.parameters()).detach(), before)
 
 
+def _line_search_from_overlong_step(kl_rescale: bool, stretch: float = 1.3) -> tuple[dict, float]:
+    """Run the line search from ``stretch`` times the proposed TRPO step (its KL about stretch^2
+    times max_kl). Returns the statistics and max_kl."""
+    policy, meta_batch = _meta_batch(seed=2)
+    settings = _settings(max_kl=1e-7, cg_damping=0.0, line_search_kl_rescale=kl_rescale)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
+    step, loss_before, old = meta.proposed_step(meta_batch)
+    return meta.line_search(meta_batch, stretch * step, loss_before, old), settings.max_kl
+
+
+def test_kl_rescaled_backtracking_accepts_a_step_near_the_kl_bound():
+    """A step whose KL is about 1.69 x max_kl (a small max_kl keeps the KL quadratic): halving accepts a quarter of that (0.42 x max_kl);
+    rescaling by sqrt(0.9 max_kl / KL) lands at 0.9 x max_kl up to the KL's cubic terms."""
+    halved, max_kl = _line_search_from_overlong_step(kl_rescale=False)
+    rescaled, _ = _line_search_from_overlong_step(kl_rescale=True)
+    assert halved["line_search_steps"] == 2 and rescaled["line_search_steps"] == 2
+    assert 0.35 * max_kl < halved["kl"] < 0.5 * max_kl
+    assert 0.85 * max_kl < rescaled["kl"] <= max_kl
+    assert rescaled["loss_after"] < halved["loss_after"] < halved["loss_before"]
+
+
+def test_kl_rescaling_leaves_steps_within_the_bound_alone():
+    plain, _ = _line_search_from_overlong_step(kl_rescale=False, stretch=0.9)
+    rescaled, _ = _line_search_from_overlong_step(kl_rescale=True, stretch=0.9)
+    assert plain == rescaled and plain["line_search_steps"] == 1
+
+
+def test_kl_rescaling_falls_back_to_the_ratio_when_the_surrogate_got_worse():
+    policy, meta_batch = _meta_batch(seed=2)
+    meta = MetaTRPO(policy, [0.5], first_order=False,
+                    settings=_settings(max_kl=0.01, line_search_ratio=0.5, line_search_kl_rescale=True))
+    assert meta._backtrack_factor(improved=False, kl=0.04) == 0.5
+    assert abs(meta._backtrack_factor(improved=True, kl=0.04) - (0.9 * 0.01 / 0.04) ** 0.5) < 1e-12
+    assert meta._backtrack_factor(improved=True, kl=float("inf")) == 0.5
+
+
 def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     policy, meta_batch = _meta_batch(seed=4, num_tasks=3)
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(hvp_traj_fraction=0.5, cg_damping=0.0))

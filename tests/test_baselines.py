@@ -12,7 +12,7 @@ import torch
 from rlmaml.cli import main
 from rlmaml.config import from_dict
 from rlmaml.evaluation import checkpoint_label, evaluation_tasks, summarize
-from rlmaml.report import adaptation_title, csv_rows, episode_lengths, plot_training
+from rlmaml.report import _line_style, adaptation_title, csv_rows, episode_lengths, plot_training
 from rlmaml.runs import RunDir, read_metrics
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
@@ -88,6 +88,16 @@ def test_two_runs_of_one_method_are_told_apart_by_their_folders(runs, tmp_path, 
     assert all(label in printed for label in labels)
     with open(out / "evaluation.csv") as handle:
         assert {row["label"] for row in csv.DictReader(handle)} == set(labels)
+
+
+def test_figure_gives_each_run_of_one_method_its_own_colour_and_each_checkpoint_its_own_line():
+    results = [{"method": m, "run": r} for m, r in
+               [("maml", "a"), ("maml", "a"), ("maml", "b"), ("pretrained", "p"), ("maml", "b"), ("oracle", "o")]]
+    styles = [_line_style(results, i) for i in range(len(results))]
+    (a_final, a_best, b_final, pretrained, b_best, oracle) = styles
+    assert a_final[0] == a_best[0] and b_final[0] == b_best[0]  # one colour per run
+    assert len({a_final[0], b_final[0], pretrained[0], oracle[0]}) == 4
+    assert a_final[1] == b_final[1] == "-" and a_best[1] == b_best[1] == "--"  # final solid, best dashed
 
 
 def test_table_means_and_standard_errors_match_a_direct_computation():

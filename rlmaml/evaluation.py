@@ -180,13 +180,13 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
         wanted = ["final"] if config.method == "random" else list(checkpoints)
         with Trainer(config, run) as trainer:  # one sampler (and set of rollout workers) for all its checkpoints
             results.extend(evaluate_checkpoint(run, which, settings, tasks, seed, trainer) for which in wanted)
-    _name_runs_in_shared_labels(results)
+    name_runs_in_shared_labels(results)
     return {"env_id": first.env_id, "env_kwargs": first.env_kwargs, "task_set": task_set,
             "tasks_from": str(runs[0].path), "num_tasks": len(tasks), "num_traj": settings.num_traj,
             "seed": seed, "results": results}
 
 
-def _name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
+def name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
     """Append the run folder's name to every label that more than one run's result carries (two
     MAML runs, say), so that tables and legends tell them apart."""
     runs_by_label: dict[str, set[str]] = {}

@@ -3,6 +3,7 @@ validation tasks only, then evaluate the choice on the test tasks exactly as `rl
 
 import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,10 @@ def sweep(tmp_path_factory):
     runs = {method: root / method for method in ("maml", "random", "oracle")}
     for method, path in runs.items():
         assert main(["train", *TINY, "--method", method, "--run-dir", str(path)]) == 0
+    runs["maml-copy"] = shutil.copytree(runs["maml"], root / "maml-copy")  # a second run of one method
     out = root / "out"
-    subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), str(runs["random"]), "--oracle", str(runs["oracle"]),
+    subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), str(runs["maml-copy"]), str(runs["random"]),
+                    "--oracle", str(runs["oracle"]),
                     "--checkpoints", "all", "--first", "0.05", "0.3", "--factors", "1", "0.5", "--select-step", "1",
                     "--num-steps", "2", "--validation-traj", "3", "--num-traj", "3", "--out-dir", str(out)],
                    check=True, capture_output=True, text=True)
@@ -66,3 +69,10 @@ def test_test_table_equals_rlmaml_evaluate_with_the_chosen_settings(sweep, tmp_p
     assert round(swept["summary"][0]["mean"], 3) != float(validation[0]["return_0"])  # other tasks than validation
     oracle = next(r for r in evaluation["results"] if r["method"] == "oracle")
     assert oracle["checkpoint"] == "final"
+
+
+def test_two_runs_of_one_method_get_labels_naming_their_folders(sweep):
+    runs, _, evaluation = sweep
+    labels = {r["run"]: r["label"] for r in evaluation["results"]}
+    assert labels[str(runs["maml"])].endswith("[maml]") and labels[str(runs["maml-copy"])].endswith("[maml-copy]")
+    assert labels[str(runs["random"])] == "random init"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rlmaml.cli import print_evaluation
 from rlmaml.config import load_config
-from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_tasks, name_runs_in_shared_labels
+from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks
 from rlmaml.report import plot_adaptation, write_csv
 from rlmaml.runs import RunDir, write_json
 from rlmaml.trainer import Trainer
@@ -93,10 +93,8 @@ def main() -> None:
         which, first, factor = chosen.get(run.path, ("final", None, 0.5))
         settings = EvalSettings(args.num_steps, args.num_traj, first, factor)
         results.append(evaluate_checkpoint(run, which, settings, tasks, first_config.seed))
-    name_runs_in_shared_labels(results)
-    evaluation = {"env_id": first_config.env_id, "env_kwargs": first_config.env_kwargs, "task_set": "test",
-                  "tasks_from": str(runs[0].path), "num_tasks": len(tasks), "num_traj": args.num_traj,
-                  "seed": first_config.seed, "results": results,
+    evaluation = {**evaluation_record(first_config, "test", runs[0], len(tasks), args.num_traj, first_config.seed,
+                                      results),
                   "selection": {str(path): {"checkpoint": which, "first": first, "later_factor": factor}
                                 for path, (which, first, factor) in chosen.items()}}
     print_evaluation(evaluation)

@@ -180,13 +180,20 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
         wanted = ["final"] if config.method == "random" else list(checkpoints)
         with Trainer(config, run) as trainer:  # one sampler (and set of rollout workers) for all its checkpoints
             results.extend(evaluate_checkpoint(run, which, settings, tasks, seed, trainer) for which in wanted)
-    name_runs_in_shared_labels(results)
-    return {"env_id": first.env_id, "env_kwargs": first.env_kwargs, "task_set": task_set,
-            "tasks_from": str(runs[0].path), "num_tasks": len(tasks), "num_traj": settings.num_traj,
+    return evaluation_record(first, task_set, runs[0], len(tasks), settings.num_traj, seed, results)
+
+
+def evaluation_record(config: TrainConfig, task_set: str, tasks_from: RunDir, num_tasks: int, num_traj: int,
+                      seed: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation as ``evaluation.json`` stores it: the family (from ``config``), the task set
+    and whose tasks, the settings, and ``results`` (one per checkpoint), their labels made unique."""
+    _name_runs_in_shared_labels(results)
+    return {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
+            "tasks_from": str(tasks_from.path), "num_tasks": num_tasks, "num_traj": num_traj,
             "seed": seed, "results": results}
 
 
-def name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
+def _name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
     """Append the run folder's name to every label that more than one run's result carries (two
     MAML runs, say), so that tables and legends tell them apart."""
     runs_by_label: dict[str, set[str]] = {}

@@ -60,7 +60,7 @@ def _line_style(results: Sequence[dict[str, Any]], index: int) -> tuple[str, str
         color = FURTHER_RUN_COLORS[further_runs.index(result["run"]) % len(FURTHER_RUN_COLORS)]
     else:
         color = METHOD_COLORS.get(result["method"], f"C{index}")
-    rank = sum(r["run"] == result["run"] and r["method"] == result["method"] for r in results[:index])
+    rank = sum(r["run"] == result["run"] for r in results[:index])  # a run folder holds one method
     return color, ("-", "--", ":", "-.")[rank % 4]
 
 

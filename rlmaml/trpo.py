@@ -135,10 +135,11 @@ class MetaTRPO:
         fraction = 1.0
         for steps in range(1, s.line_search_steps + 1):
             new_loss, new_kl = self.loss_and_kl_at(old_vector - fraction * full_step, meta_batch, old)
-            if new_loss < loss_before and new_kl <= s.max_kl:
+            improved = new_loss < loss_before
+            if improved and new_kl <= s.max_kl:
                 return {"loss_before": loss_before, "loss_after": new_loss, "kl": new_kl,
                         "line_search_steps": steps, "step_accepted": 1.0}
-            fraction *= self._backtrack_factor(new_loss < loss_before, new_kl)
+            fraction *= self._backtrack_factor(improved, new_kl)
         vector_to_parameters(old_vector, param_list)
         return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
                 "line_search_steps": s.line_search_steps, "step_accepted": 0.0}

@@ -145,8 +145,9 @@ def _line_search_from_overlong_step(kl_rescale: bool, stretch: float = 1.3) -> t
 
 
 def test_kl_rescaled_backtracking_accepts_a_step_near_the_kl_bound():
-    """A step whose KL is about 1.69 x max_kl (a small max_kl keeps the KL quadratic): halving accepts a quarter of that (0.42 x max_kl);
-    rescaling by sqrt(0.9 max_kl / KL) lands at 0.9 x max_kl up to the KL's cubic terms."""
+    """A step whose KL is about 1.6 x max_kl (a small max_kl keeps the KL nearly quadratic): halving
+    accepts a quarter of that (0.41 x max_kl); rescaling by sqrt(0.9 max_kl / KL) lands at 0.9 x
+    max_kl up to the KL's cubic terms."""
     halved, max_kl = _line_search_from_overlong_step(kl_rescale=False)
     rescaled, _ = _line_search_from_overlong_step(kl_rescale=True)
     assert halved["line_search_steps"] == 2 and rescaled["line_search_steps"] == 2

@@ -17,7 +17,7 @@ from rlmaml.config import DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError,
 from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs
 from rlmaml.plugins import all_families
 from rlmaml.report import plot_adaptation, plot_training, write_csv
-from rlmaml.runs import RunDir, RunError, read_metrics, write_json
+from rlmaml.runs import RunDir, RunError, make_output_dir, read_metrics, write_json
 from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
 from rlmaml.trpo import HVP_ADAPTATIONS
 from rlmaml.trainer import Trainer
@@ -154,9 +154,9 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
                         task_set: str = "test", num_tasks: int | None = None) -> dict[str, Any]:
     """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``."""
+    make_output_dir(out_dir)  # before the evaluation, which can take minutes
     evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks)
     print_evaluation(evaluation)
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_json(evaluation, out_dir / "evaluation.json")
     write_csv(evaluation, out_dir / "evaluation.csv")
     plot_adaptation(evaluation, out_dir / "evaluation.png")
@@ -167,6 +167,8 @@ def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: Ev
 def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed)
     runs = [RunDir(path) for path in args.run_dirs]
+    for run in runs:
+        run.require("config", "test_tasks", "checkpoint")  # before the output folder is made, maybe in a run's place
     checkpoints = [c.strip() for c in args.checkpoint.split(",") if c.strip()]
     for which in checkpoints:
         runs[0].checkpoint_for(which)  # rejects anything but final, best or an iteration number
@@ -191,6 +193,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if args.smooth < 1:
         raise ConfigError("--smooth must be >= 1")
     output = args.output or (runs[0].path / "training.png" if len(runs) == 1 else Path("training-curves.png"))
+    make_output_dir(output.parent)
     plot_training(curves, output, args.smooth)
     print(f"Wrote {output}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,9 @@ class ConfigError(ValueError):
 
 METHODS = ("maml", "pretrained", "oracle", "random")
 """MAML and the paper's comparison methods (see ``TrainConfig.method``)."""
+REAL_FIELDS = ("init_std", "inner_lr", "gamma", "gae_lambda", "max_kl", "cg_damping", "line_search_ratio",
+               "hvp_traj_fraction")
+"""Fields that take a real number (an integer is accepted too)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,13 @@ class TrainConfig:
             raise ConfigError(f"num_workers must be a non-negative integer or null, got {self.num_workers!r}")
         if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
             raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
+        for name in REAL_FIELDS:
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        for name in ("method", "env_id", "activation", "hvp_adaptation", "inner_objective"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("inner_lr", "max_kl", "init_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -16,6 +16,16 @@ class RunError(ValueError):
     """A run folder that cannot be used; the message is meant for the user."""
 
 
+def make_output_dir(path: Path) -> None:
+    """Create ``path`` and its parents, or raise a ``RunError`` saying why it cannot be written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunError(f"cannot create output folder {path}: {error.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise RunError(f"cannot write to output folder {path}: permission denied")
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Paths inside one run folder ``runs/<name>/``."""

@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, save_checkpoint, truncate_metrics,
-                         write_json)
+from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, make_output_dir, save_checkpoint,
+                         truncate_metrics, write_json)
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
@@ -70,7 +70,7 @@ class Trainer:
         if run.config.exists():
             raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
         trainer = cls(config, run)  # fails on a bad env id before anything is written
-        path.mkdir(parents=True, exist_ok=True)
+        make_output_dir(path)
         save_config(config, run.config)
         test_tasks = trainer.sampler.sample_tasks(config.num_eval_tasks, trainer.streams.test_tasks)
         write_json({"seed": config.seed, "stream": "test_tasks", "tasks": test_tasks}, run.test_tasks)

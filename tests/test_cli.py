@@ -53,6 +53,15 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert "already holds a run" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
     assert "has no snapshots/iteration-00001.pt" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"])
     assert "final, best or an iteration" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "x"])
+    (tmp_path / "file").write_text("")
+    blocked = str(tmp_path / "file" / "out")  # a folder that cannot be created under a plain file
+    assert f"cannot create output folder {blocked}" in _one_line_error(capsys, ["evaluate", str(run), "--out-dir", blocked])
+    assert "cannot create output folder" in _one_line_error(capsys, ["plot", str(run), "--output", blocked + "/x.png"])
+    assert "cannot create output folder" in _one_line_error(capsys, ["train", *TINY, "--run-dir", blocked])
+    assert "gamma must be a finite number, got 'abc'" in _one_line_error(
+        capsys, ["train", *TINY, "--set", "gamma=abc", "--run-dir", str(tmp_path / "c")])
+    assert main(["plot", str(run), "--output", str(tmp_path / "new" / "folder" / "t.png")]) == 0
+    assert (tmp_path / "new" / "folder" / "t.png").stat().st_size > 10_000
 
 
 def test_a_baseline_run_is_not_reported_as_adapted(capsys, tmp_path):

@@ -50,6 +50,11 @@ def test_toml_file(tmp_path):
     ({"activation": "gelu"}, "activation"),
     ({"hidden_sizes": 100}, "hidden_sizes"),
     ({"bogus": 1}, "unknown config field"),
+    ({"gamma": "abc"}, "gamma must be a finite number, got 'abc'"),
+    ({"inner_lr": True}, "inner_lr must be a finite number"),
+    ({"max_kl": float("inf")}, "max_kl must be a finite number"),
+    ({"line_search_ratio": [0.5]}, "line_search_ratio must be a finite number"),
+    ({"activation": 1}, "activation must be a string"),
 ])
 def test_bad_values_raise_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):

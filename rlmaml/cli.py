@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from rlmaml.adaptation import INNER_OBJECTIVES
 from rlmaml.checks import FAIL, describe, run_checks
 from rlmaml.config import DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError, read_config_file, resolve
-from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs
+from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs, require_evaluable
 from rlmaml.plugins import all_families
 from rlmaml.report import plot_adaptation, plot_training, write_csv
 from rlmaml.runs import RunDir, RunError, make_output_dir, read_metrics, write_json
@@ -167,8 +167,7 @@ def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: Ev
 def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed)
     runs = [RunDir(path) for path in args.run_dirs]
-    for run in runs:
-        run.require("config", "test_tasks", "checkpoint")  # before the output folder is made, maybe in a run's place
+    require_evaluable(runs)  # before the output folder is made, which may be a run's own
     checkpoints = [c.strip() for c in args.checkpoint.split(",") if c.strip()]
     for which in checkpoints:
         runs[0].checkpoint_for(which)  # rejects anything but final, best or an iteration number

@@ -20,9 +20,6 @@ class ConfigError(ValueError):
 
 METHODS = ("maml", "pretrained", "oracle", "random")
 """MAML and the paper's comparison methods (see ``TrainConfig.method``)."""
-REAL_FIELDS = ("init_std", "inner_lr", "gamma", "gae_lambda", "max_kl", "cg_damping", "line_search_ratio",
-               "hvp_traj_fraction")
-"""Fields that take a real number (an integer is accepted too)."""
 
 
 @dataclass(frozen=True)
@@ -110,13 +107,15 @@ class TrainConfig:
             raise ConfigError(f"num_workers must be a non-negative integer or null, got {self.num_workers!r}")
         if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
             raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
-        for name in REAL_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        for name in ("method", "env_id", "activation", "hvp_adaptation", "inner_objective"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for spec in dataclasses.fields(self):  # the annotations are strings (postponed evaluation)
+            value = getattr(self, spec.name)
+            if spec.type == "float" and (not isinstance(value, (int, float)) or isinstance(value, bool)
+                                         or not math.isfinite(value)):
+                raise ConfigError(f"{spec.name} must be a finite number, got {value!r}")
+            if spec.type == "str" and not isinstance(value, str):
+                raise ConfigError(f"{spec.name} must be a string, got {value!r}")
+            if spec.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{spec.name} must be true or false, got {value!r}")
         for name in ("inner_lr", "max_kl", "init_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -136,9 +135,6 @@ class TrainConfig:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.activation not in ("relu", "tanh"):
             raise ConfigError(f"activation must be relu or tanh, got {self.activation!r}")
-        for name in ("first_order", "tensorboard", "line_search_kl_rescale"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if not self.hidden_sizes or any(not isinstance(h, int) or h < 1 for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
 

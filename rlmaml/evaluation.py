@@ -155,6 +155,12 @@ def loaded_run(run: RunDir) -> Iterator[Trainer]:
         yield trainer
 
 
+def require_evaluable(runs: Sequence[RunDir]) -> None:
+    """Raise ``RunError`` unless every run folder holds the config, held-out tasks and checkpoint."""
+    for run in runs:
+        run.require("config", "test_tasks", "checkpoint")
+
+
 def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: EvalSettings,
                   task_set: str = "test", num_tasks: int | None = None) -> dict[str, Any]:
     """Evaluate every requested checkpoint of every run on the SAME tasks (the first run's) with the
@@ -164,8 +170,7 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
     """
     if not runs:
         raise ConfigError("give at least one run folder")
-    for run in runs:
-        run.require("config", "test_tasks", "checkpoint")
+    require_evaluable(runs)
     first = load_config(runs[0].config)
     for run in runs[1:]:
         other = load_config(run.config)

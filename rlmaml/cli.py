@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 from rlmaml.adaptation import INNER_OBJECTIVES
@@ -24,8 +24,19 @@ from rlmaml.trainer import Trainer
 
 USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError)
 
+def seed_arg(text: str) -> int:
+    """argparse type of every ``--seed``: a non-negative integer, as numpy's seeding requires."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expects a non-negative integer, got {text!r}")
+    return value
+
+
 # Command-line flags that map one-to-one onto TrainConfig fields: (flag, field, type).
-TRAIN_FLAGS: list[tuple[str, str, type]] = [
+TRAIN_FLAGS: list[tuple[str, str, Callable[[str], Any]]] = [
     ("--method", "method", str),
     ("--env", "env_id", str),
     ("--num-tasks", "num_tasks", int),
@@ -38,7 +49,7 @@ TRAIN_FLAGS: list[tuple[str, str, type]] = [
     ("--hvp-traj-fraction", "hvp_traj_fraction", float),
     ("--hvp-adaptation", "hvp_adaptation", str),
     ("--inner-objective", "inner_objective", str),
-    ("--seed", "seed", int),
+    ("--seed", "seed", seed_arg),
 ]
 FLAG_CHOICES: dict[str, tuple[str, ...]] = {"method": METHODS, "hvp_adaptation": HVP_ADAPTATIONS,
                                             "inner_objective": INNER_OBJECTIVES}
@@ -273,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="test: the first run's recorded held-out tasks (default); validation: as many other "
                                "tasks drawn from its seed, for choosing settings without touching the test tasks")
     evaluate.add_argument("--num-tasks", type=int, help="use only the first N tasks")
-    evaluate.add_argument("--seed", type=int, help="evaluation seed (default: the first run's seed)")
+    evaluate.add_argument("--seed", type=seed_arg, help="evaluation seed (default: the first run's seed)")
     evaluate.add_argument("--out-dir", type=Path,
                           help="output folder (default: the run folder for one run, runs/compare-<time> for several)")
     evaluate.set_defaults(handler=cmd_evaluate)
@@ -298,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "and print a verdict per check. Exit status 1 if any check fails.")
     check.add_argument("env_id", metavar="ID", help="registered id or module:id, e.g. my_pkg.envs:my/Task-v0")
     check.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments for gymnasium.make")
-    check.add_argument("--seed", type=int, default=0, help="seed for tasks, resets and actions (default 0)")
+    check.add_argument("--seed", type=seed_arg, default=0, help="seed for tasks, resets and actions (default 0)")
     check.set_defaults(handler=cmd_check_env)
     return parser
 

@@ -84,7 +84,8 @@ class TrainConfig:
     """Rollout worker processes; ``null``: one per CPU core for families that benefit (MuJoCo, Meta-World), none
     otherwise; 0: sample in the training process. Results are bitwise reproducible for a given count."""
     seed: int = 0
-    """Root seed: training tasks, held-out tasks, env seeds and policy noise are spawned from it."""
+    """Root seed (a non-negative integer): training tasks, held-out tasks, env seeds and policy noise are
+    spawned from it."""
     num_eval_tasks: int = 40
     """Held-out test tasks drawn (from their own stream) and recorded with the run."""
     checkpoint_every: int = 1
@@ -95,20 +96,12 @@ class TrainConfig:
     """Also log every metric to TensorBoard event files in ``tensorboard/`` (needs ``rlmaml[tensorboard]``)."""
 
     def __post_init__(self) -> None:
-        positive = ("num_tasks", "num_traj", "num_iterations", "num_inner_steps", "cg_iterations",
-                    "line_search_steps", "num_eval_tasks", "checkpoint_every")
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
-            raise ConfigError(f"snapshot_every must be a non-negative integer, got {self.snapshot_every!r}")
-        if self.num_workers is not None and (not isinstance(self.num_workers, int) or self.num_workers < 0):
-            raise ConfigError(f"num_workers must be a non-negative integer or null, got {self.num_workers!r}")
-        if self.horizon is not None and (not isinstance(self.horizon, int) or self.horizon < 1):
-            raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
         for spec in dataclasses.fields(self):  # the annotations are strings (postponed evaluation)
             value = getattr(self, spec.name)
+            nullable = spec.type == "int | None"
+            if spec.type in ("int", "int | None") and not (value is None and nullable) and (
+                    not isinstance(value, int) or isinstance(value, bool)):
+                raise ConfigError(f"{spec.name} must be an integer{' or null' if nullable else ''}, got {value!r}")
             if spec.type == "float" and (not isinstance(value, (int, float)) or isinstance(value, bool)
                                          or not math.isfinite(value)):
                 raise ConfigError(f"{spec.name} must be a finite number, got {value!r}")
@@ -116,6 +109,16 @@ class TrainConfig:
                 raise ConfigError(f"{spec.name} must be a string, got {value!r}")
             if spec.type == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{spec.name} must be true or false, got {value!r}")
+        positive = ("num_tasks", "num_traj", "num_iterations", "num_inner_steps", "cg_iterations",
+                    "line_search_steps", "num_eval_tasks", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("seed", "snapshot_every", "num_workers"):
+            if (getattr(self, name) or 0) < 0:
+                raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        if self.horizon is not None and self.horizon < 1:
+            raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
         for name in ("inner_lr", "max_kl", "init_std"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -135,7 +138,8 @@ class TrainConfig:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.activation not in ("relu", "tanh"):
             raise ConfigError(f"activation must be relu or tanh, got {self.activation!r}")
-        if not self.hidden_sizes or any(not isinstance(h, int) or h < 1 for h in self.hidden_sizes):
+        if not self.hidden_sizes or any(not isinstance(h, int) or isinstance(h, bool) or h < 1
+                                       for h in self.hidden_sizes):
             raise ConfigError(f"hidden_sizes must be positive integers, got {self.hidden_sizes!r}")
 
     @property

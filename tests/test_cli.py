@@ -99,6 +99,15 @@ def test_python_dash_m_and_envs_listing(where, tmp_path):
     assert "rlmaml/Navigation2D-v0" in result.stdout
 
 
+@pytest.mark.parametrize("command", [["train"], ["evaluate", "runs/x"], ["check-env", "rlmaml/Navigation2D-v0"]])
+def test_a_negative_seed_is_refused_by_the_parser(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--seed", "-1"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --seed: expects a non-negative integer, got '-1'" in err and "Traceback" not in err
+
+
 def test_help_lists_commands():
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])

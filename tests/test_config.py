@@ -43,7 +43,14 @@ def test_toml_file(tmp_path):
 
 @pytest.mark.parametrize("values, message", [
     ({"num_tasks": -1}, "num_tasks must be a positive integer"),
-    ({"num_traj": 2.5}, "num_traj must be a positive integer"),
+    ({"num_traj": 2.5}, "num_traj must be an integer, got 2.5"),
+    ({"seed": None}, "seed must be an integer, got None"),  # a null seed would draw fresh entropy each run
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"seed": True}, "seed must be an integer"),
+    ({"snapshot_every": True}, "snapshot_every must be an integer"),
+    ({"horizon": True}, "horizon must be an integer or null"),
+    ({"num_workers": -1}, "num_workers must be a non-negative integer"),
+    ({"hidden_sizes": [True, 3]}, "hidden_sizes must be positive integers"),
     ({"horizon": 0}, "horizon"),
     ({"max_kl": 0}, "max_kl must be positive"),
     ({"hvp_traj_fraction": 1.5}, "hvp_traj_fraction"),

@@ -94,7 +94,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.preset or args.run_dir or changed:
             raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
         trainer = Trainer.resume(args.resume, args.num_iterations)
-        print(f"Resuming {args.resume} at iteration {trainer.iteration} of {trainer.config.trained_iterations}")
+        total = trainer.config.trained_iterations
+        if trainer.iteration < total:
+            print(f"Resuming {args.resume} at iteration {trainer.iteration} of {total}")
+        else:
+            print(f"{args.resume} has trained all {total} iterations (raise --num-iterations to train on)")
     else:
         file_values = read_config_file(args.config) if args.config else {}
         config = resolve(args.preset, file_values, _train_overrides(args))

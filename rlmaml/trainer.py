@@ -84,11 +84,14 @@ class Trainer:
         run = RunDir(path)
         run.require("config", "checkpoint")
         config = load_config(run.config)
+        state = load_checkpoint(run.checkpoint)
         if num_iterations is not None:
+            if num_iterations < state["iteration"]:
+                raise RunError(f"{path} has already trained {state['iteration']} iterations; "
+                               f"--num-iterations must be at least that")
             config = config.replace(num_iterations=num_iterations)
             save_config(config, run.config)
         trainer = cls(config, run)
-        state = load_checkpoint(run.checkpoint)
         trainer.policy.load_state_dict(state["policy"])
         trainer.streams.load_state(state["rng"])
         trainer.iteration = state["iteration"]

@@ -51,6 +51,8 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert [row["step"] for row in result["summary"]] == [0, 1, 2] and result["checkpoint"] == "best"
     assert result["step_sizes"] == [0.1, 0.05] and len(result["per_task"]) == 4
     assert "already holds a run" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
+    assert main(["train", "--resume", str(run), "--no-evaluate"]) == 0
+    assert "has trained all" in capsys.readouterr().out
     assert "has no snapshots/iteration-00001.pt" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"])
     assert "final, best or an iteration" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "x"])
     (tmp_path / "file").write_text("")

@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from rlmaml.config import TrainConfig
-from rlmaml.runs import RunDir, load_checkpoint, read_metrics
+from rlmaml.config import TrainConfig, load_config
+from rlmaml.runs import RunDir, RunError, load_checkpoint, read_metrics
 from rlmaml.trainer import Trainer
 
 TINY = dict(num_tasks=3, num_traj=4, horizon=10, hidden_sizes=(8,), num_iterations=4, num_eval_tasks=5, seed=3)
@@ -85,6 +85,9 @@ def test_resume_after_interruption_continues_with_identical_metrics(tmp_path):
     assert _without_timing(read_metrics(resumed.run.metrics)) == _without_timing(read_metrics(reference.run.metrics))
     for name, value in reference.policy.state_dict().items():
         assert torch.equal(value, resumed.policy.state_dict()[name])
+    with pytest.raises(RunError, match="already trained 4 iterations"):
+        Trainer.resume(tmp_path / "reference", num_iterations=3)  # the config would then understate the training
+    assert load_config(reference.run.config).num_iterations == TINY["num_iterations"]
 
 
 @pytest.mark.slow

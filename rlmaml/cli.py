@@ -179,11 +179,19 @@ def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: Ev
     return evaluation
 
 
+def _distinct_runs(paths: Sequence[Path]) -> list[RunDir]:
+    """One RunDir per folder, in the order given, however often (or by whatever path) it is named."""
+    by_folder: dict[Path, Path] = {}
+    for path in paths:
+        by_folder.setdefault(path.resolve(), path)
+    return [RunDir(path) for path in by_folder.values()]
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed)
-    runs = [RunDir(path) for path in args.run_dirs]
+    runs = _distinct_runs(args.run_dirs)
     require_evaluable(runs)  # before the output folder is made, which may be a run's own
-    checkpoints = [c.strip() for c in args.checkpoint.split(",") if c.strip()]
+    checkpoints = list(dict.fromkeys(c.strip() for c in args.checkpoint.split(",") if c.strip()))
     for which in checkpoints:
         runs[0].checkpoint_for(which)  # rejects anything but final, best or an iteration number
     if args.out_dir is not None:
@@ -197,7 +205,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    runs = [RunDir(path) for path in args.run_dirs]
+    runs = _distinct_runs(args.run_dirs)
     curves = []
     for run in runs:
         run.require("metrics")

@@ -51,6 +51,10 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert [row["step"] for row in result["summary"]] == [0, 1, 2] and result["checkpoint"] == "best"
     assert result["step_sizes"] == [0.1, 0.05] and len(result["per_task"]) == 4
     assert "already holds a run" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
+    same_run = run.parent / ".." / run.parent.name / run.name
+    assert main(["evaluate", str(run), str(same_run), "--checkpoint", "final,final", "--num-steps", "1",
+                 "--num-traj", "2", "--out-dir", str(tmp_path / "once")]) == 0
+    assert len(json.loads((tmp_path / "once" / "evaluation.json").read_text())["results"]) == 1
     assert main(["train", "--resume", str(run), "--no-evaluate"]) == 0
     assert "has trained all" in capsys.readouterr().out
     assert "has no snapshots/iteration-00001.pt" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"])

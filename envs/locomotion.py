@@ -40,7 +40,14 @@ ANT_CONSTANT = 0.05
 
 
 class _ClippedActions:
-    """Mixin: clip actions to the action box before Gymnasium's step sees them."""
+    """Mixin: clip actions to the action box before Gymnasium's step sees them (and refuse a frame skip
+    below 1, which Gymnasium takes: 0 divides by zero, a negative one freezes the simulation)."""
+
+    def __init__(self, **kwargs: Any):
+        frame_skip = kwargs.get("frame_skip", 1)
+        if not isinstance(frame_skip, int) or isinstance(frame_skip, bool) or frame_skip < 1:
+            raise ValueError(f"frame_skip must be a positive integer, got {frame_skip!r}")
+        super().__init__(**kwargs)
 
     def step(self, action):
         space = self.action_space

@@ -67,7 +67,7 @@ class EnvMakeError(ValueError):
 
 
 class EnvKwargsError(EnvMakeError):
-    """Keyword arguments the env's constructor does not take."""
+    """Keyword arguments the env's constructor does not take, sets itself, or rejects as values."""
 
 
 def make_env(env_id: str, **kwargs: Any) -> gym.Env:
@@ -75,7 +75,7 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
 
     ``env_id`` is a registered id or Gymnasium's ``module:id`` form (the module is imported and
     must register the id). Raises :class:`EnvMakeError` with a one-line reason instead of a traceback
-    for ids that do not resolve and for keyword arguments the env does not take.
+    for ids that do not resolve and for keyword arguments the env does not take or rejects.
     """
     from rlmaml.plugins import load_plugins  # here, not at import time: plugins import rlmaml
 
@@ -92,10 +92,17 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     except gym.error.Error as error:
         raise EnvMakeError(f"unknown env {env_id!r}: {error} (see `rlmaml envs`)") from None
     except TypeError as error:
-        if "unexpected keyword argument" not in str(error):
+        reason = str(error).partition(" was raised")[0]
+        if "unexpected keyword argument" in reason:
+            raise EnvKwargsError(f"{env_id} does not take env_kwargs {kwargs}: {reason}") from None
+        if "multiple values for keyword argument" in reason:
+            raise EnvKwargsError(f"{env_id} sets {reason.rpartition(' ')[2]} itself; leave it out of "
+                                 f"env_kwargs {kwargs}") from None
+        raise
+    except ValueError as error:
+        if not kwargs:
             raise
-        raise EnvKwargsError(f"{env_id} does not take env_kwargs {kwargs}: "
-                             f"{str(error).partition(' was raised')[0]}") from None
+        raise EnvKwargsError(f"{env_id} rejects env_kwargs {kwargs}: {error}") from None
 
 
 def env_name(env: gym.Env) -> str:

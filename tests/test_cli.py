@@ -33,6 +33,8 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "does not take env_kwargs {'bogus': 1}" in _one_line_error(
         capsys, ["train", "--set", 'env_kwargs={"bogus": 1}', "--run-dir", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()
+    assert "rejects env_kwargs {'action_mode': 'jump'}: action_mode must be one of" in _one_line_error(
+        capsys, ["train", "--set", 'env_kwargs={"action_mode": "jump"}', "--run-dir", str(tmp_path / "b")])
     assert "--num-steps" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--num-steps", "-1"])
     assert "must be positive" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--inner-lr", "-0.1"])
 

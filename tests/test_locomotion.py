@@ -1,5 +1,7 @@
 """MuJoCo locomotion families, their batched envs and the rollout workers."""
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 from rlmaml.policy import GaussianMLPPolicy  # noqa: E402
 from rlmaml.sampling import TaskSampler  # noqa: E402
+from rlmaml.tasks import EnvKwargsError, make_env  # noqa: E402
 
 FAMILIES = ["rlmaml/HalfCheetahVel-v0", "rlmaml/HalfCheetahDir-v0", "rlmaml/AntVel-v0", "rlmaml/AntDir-v0",
             "rlmaml/AntGoal-v0"]
@@ -123,3 +126,16 @@ def test_rollout_workers_match_in_process_sampling_and_are_reproducible():
             assert torch.equal(a.observations[:, :, 0], b.observations[:, :, 0])
     finally:
         with_workers.close()
+
+
+@pytest.mark.parametrize("env_id", ["rlmaml/HalfCheetahVel-v0", "rlmaml/AntDir-v0"])
+@pytest.mark.parametrize("kwargs, message", [
+    ({"frame_skip": 0}, "rejects env_kwargs {'frame_skip': 0}: frame_skip must be a positive integer"),
+    ({"frame_skip": -1}, "frame_skip must be a positive integer"),  # Gymnasium would simulate nothing
+    ({"frame_skip": 2.5}, "frame_skip must be a positive integer"),
+    ({"ctrl_cost_weight": 0.1}, "sets 'ctrl_cost_weight' itself"),
+])
+def test_bad_env_kwargs_are_one_line_errors(env_id, kwargs, message):
+    with pytest.raises(EnvKwargsError, match=re.escape(message)):
+        make_env(env_id, **kwargs)
+    assert make_env(env_id, frame_skip=2).unwrapped.frame_skip == 2

@@ -136,7 +136,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} "
                   f"({trainer.config.method} trains without adaptation).")
     if not args.no_evaluate:
-        evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj), run.path)
+        try:
+            evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj),
+                                run.path)
+        except KeyboardInterrupt:
+            print(f"\nInterrupted during the closing evaluation; the trained run in {run.path} is complete. "
+                  f"Evaluate it with: rlmaml evaluate {run.path}", file=sys.stderr)
+            return 130
     files = ", ".join(sorted(path.name for path in run.path.iterdir() if path.is_file()))
     print(f"Results in {run.path}/: {files}")
     print(f"Evaluate again with: rlmaml evaluate {run.path}")
@@ -336,3 +342,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         print(f"rlmaml: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # evaluate, plot, check-env: nothing to save, so no traceback either
+        print("\nrlmaml: interrupted", file=sys.stderr)
+        return 130

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from rlmaml import cli
 from rlmaml.cli import main
 
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
@@ -120,3 +121,17 @@ def test_help_lists_commands():
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_ctrl_c_outside_training_exits_quietly(capsys, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "evaluate_and_report", interrupted)
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run), "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert f"Interrupted during the closing evaluation; the trained run in {run} is complete" in err
+    assert "Traceback" not in err and (run / "checkpoint.pt").exists()
+    assert main(["evaluate", str(run)]) == 130
+    assert capsys.readouterr().err.strip() == "rlmaml: interrupted"

@@ -219,15 +219,19 @@ def from_dict(values: dict[str, Any]) -> TrainConfig:
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Values from a ``.json`` or ``.toml`` config file (not yet validated)."""
+    """Values from a config file, TOML if its name ends in ``.toml``, else JSON (not yet validated)."""
+    toml = path.suffix == ".toml"
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark some editors write is fine
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
     try:
-        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        values = tomllib.loads(text) if toml else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"malformed config file {path}: {error}") from None
+        raise ConfigError(f"malformed config file {path} (read as {'TOML' if toml else 'JSON'}, "
+                          f"by its name; TOML files end in .toml): {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold an object/table of fields")
     return values

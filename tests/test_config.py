@@ -78,6 +78,14 @@ def test_malformed_and_missing_files(tmp_path):
     (tmp_path / "list.json").write_text(json.dumps([1, 2]))
     with pytest.raises(ConfigError, match="object/table"):
         read_config_file(tmp_path / "list.json")
+    (tmp_path / "latin1.json").write_bytes(b'{"activation": "\xe9"}')
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        read_config_file(tmp_path / "latin1.json")
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"num_tasks": 3}')
+    assert read_config_file(tmp_path / "bom.json") == {"num_tasks": 3}
+    (tmp_path / "config.cfg").write_text("num_tasks = 3")
+    with pytest.raises(ConfigError, match=r"read as JSON, by its name; TOML files end in \.toml"):
+        read_config_file(tmp_path / "config.cfg")
 
 
 def test_inner_lrs_property():

@@ -230,8 +230,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         values = tomllib.loads(text) if toml else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"malformed config file {path} (read as {'TOML' if toml else 'JSON'}, "
-                          f"by its name; TOML files end in .toml): {error}") from None
+        guessed = "" if path.suffix in (".json", ".toml") else " (read as JSON, by its name; TOML files end in .toml)"
+        raise ConfigError(f"malformed config file {path}{guessed}: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {path} must hold an object/table of fields")
     return values

@@ -78,7 +78,11 @@ class EvalSettings:
 def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None = None) -> list[Task]:
     """The run's recorded held-out test tasks, or as many validation tasks drawn from its seed."""
     run.require("config", "test_tasks")
-    recorded = read_json(run.test_tasks)["tasks"]
+    recorded = read_json(run.test_tasks)
+    recorded = recorded.get("tasks") if isinstance(recorded, dict) else None
+    if not isinstance(recorded, list) or not recorded or not all(isinstance(task, dict) for task in recorded):
+        raise RunError(f"{run.test_tasks} does not hold a list of tasks under \"tasks\"; "
+                       "the file was changed or damaged")
     if num_tasks is not None and not 1 <= num_tasks <= len(recorded):
         raise ConfigError(f"--num-tasks must be between 1 and {len(recorded)} (the recorded held-out tasks)")
     count = len(recorded) if num_tasks is None else num_tasks

@@ -119,20 +119,30 @@ def write_json(value: Any, path: Path) -> None:
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
         raise RunError(f"cannot read {path}: {error}") from None
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """All complete records of a metrics.jsonl file (a torn last line is ignored)."""
+    """All records of a metrics.jsonl file. A torn last line (a run killed while appending) is
+    ignored; any other line that is not a JSON object raises ``RunError`` rather than being dropped."""
     if not path.is_file():
         return []
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, ValueError) as error:
+        raise RunError(f"cannot read {path}: {error}") from None
     records = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, start=1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            break
+            record = None
+        if not isinstance(record, dict) or "iteration" not in record:
+            if number == len(lines):
+                break
+            raise RunError(f"{path} line {number} is not a metrics record; the file was changed or damaged")
+        records.append(record)
     return records
 
 

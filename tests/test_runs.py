@@ -1,0 +1,38 @@
+"""Reading a run folder's files back: torn writes are tolerated, damage is reported, never dropped."""
+
+import json
+
+import pytest
+
+from rlmaml.evaluation import evaluation_tasks
+from rlmaml.runs import RunDir, RunError, read_metrics
+
+
+def _records(count):
+    return [{"iteration": i, "post_return": -float(i)} for i in range(count)]
+
+
+def test_a_torn_last_line_is_ignored(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _records(3)) + '{"iteration": 3, "post_ret')
+    assert read_metrics(path) == _records(3)
+
+
+@pytest.mark.parametrize("bad_line", ["garbage", "5", '{"no_iteration": 1}'])
+def test_a_damaged_line_before_the_last_is_an_error_not_a_silent_cut(tmp_path, bad_line):
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps(r) for r in _records(3)]
+    lines.insert(1, bad_line)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RunError, match="metrics.jsonl line 2 is not a metrics record"):
+        read_metrics(path)
+
+
+@pytest.mark.parametrize("content", ['{"tasks": 5}', '[{"goal": [0, 0]}]', '{"tasks": []}', '{"tasks": [1, 2]}',
+                                     '{"tasks": [{"goal": [0.1, 0.2]}'])
+def test_damaged_held_out_tasks_are_reported(tmp_path, content):
+    run = RunDir(tmp_path)
+    run.config.write_text("{}")
+    run.test_tasks.write_text(content)
+    with pytest.raises(RunError, match="test_tasks.json"):
+        evaluation_tasks(run)

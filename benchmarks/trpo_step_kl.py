@@ -23,7 +23,7 @@ from pathlib import Path
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.config import load_config
-from rlmaml.runs import RunDir, load_checkpoint
+from rlmaml.runs import RunDir, load_checkpoint, restore_policy
 from rlmaml.trainer import Trainer, sample_meta_batch
 from rlmaml.trpo import MetaTRPO
 
@@ -40,8 +40,9 @@ def main() -> None:
     run = RunDir(args.run)
     config = load_config(run.config)
     trainer = Trainer(config, run)
-    state = load_checkpoint(run.checkpoint_for(args.checkpoint))
-    trainer.policy.load_state_dict(state["policy"])
+    path = run.checkpoint_for(args.checkpoint)
+    state = load_checkpoint(path)
+    restore_policy(trainer.policy, state, path)
     start = parameters_to_vector(trainer.policy.parameters()).detach().clone()
     print(f"{run.path} ({args.checkpoint}, it. {state['iteration']}): max_kl {config.max_kl}, "
           f"{config.num_tasks} tasks x {config.num_traj} trajectories, {args.batches} meta-batches")

@@ -15,7 +15,7 @@ from torch import Tensor
 from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import ConfigError, TrainConfig, load_config
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import RunDir, RunError, load_checkpoint, read_json
+from rlmaml.runs import RunDir, RunError, load_checkpoint, read_json, restore_policy
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng
 from rlmaml.tasks import Task
@@ -137,7 +137,7 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     generator, seed_rng = evaluation_streams(seed)
     # a borrowed trainer stays open for the caller's next checkpoint; an own one is closed here
     with (nullcontext(trainer) if trainer is not None else Trainer(config, run)) as trainer:
-        trainer.policy.load_state_dict(state["policy"])
+        restore_policy(trainer.policy, state, path)
         returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs,
                                              config.gamma, config.gae_lambda, generator, seed_rng)
     result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,
@@ -155,7 +155,7 @@ def loaded_run(run: RunDir) -> Iterator[Trainer]:
     rollout workers are stopped on exit."""
     run.require("config", "checkpoint")
     with Trainer(load_config(run.config), run) as trainer:
-        trainer.policy.load_state_dict(load_checkpoint(run.checkpoint)["policy"])
+        restore_policy(trainer.policy, load_checkpoint(run.checkpoint), run.checkpoint)
         yield trainer
 
 

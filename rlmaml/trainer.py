@@ -13,7 +13,7 @@ from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, make_output_dir, save_checkpoint,
-                         truncate_metrics, write_json)
+                         restore_policy, truncate_metrics, write_json)
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
@@ -84,7 +84,7 @@ class Trainer:
         run = RunDir(path)
         run.require("config", "checkpoint")
         config = load_config(run.config)
-        state = load_checkpoint(run.checkpoint)
+        state = load_checkpoint(run.checkpoint, ("iteration", "policy", "rng", "best_return"))
         if num_iterations is not None:
             if num_iterations < state["iteration"]:
                 raise RunError(f"{path} has already trained {state['iteration']} iterations; "
@@ -92,7 +92,7 @@ class Trainer:
             config = config.replace(num_iterations=num_iterations)
             save_config(config, run.config)
         trainer = cls(config, run)
-        trainer.policy.load_state_dict(state["policy"])
+        restore_policy(trainer.policy, state, run.checkpoint)
         trainer.streams.load_state(state["rng"])
         trainer.iteration = state["iteration"]
         trainer.best_return = state["best_return"]

@@ -3,9 +3,11 @@
 import json
 
 import pytest
+import torch
 
 from rlmaml.evaluation import evaluation_tasks
-from rlmaml.runs import RunDir, RunError, read_metrics
+from rlmaml.policy import GaussianMLPPolicy
+from rlmaml.runs import RunDir, RunError, load_checkpoint, read_metrics, restore_policy, save_checkpoint
 
 
 def _records(count):
@@ -36,3 +38,18 @@ def test_damaged_held_out_tasks_are_reported(tmp_path, content):
     run.test_tasks.write_text(content)
     with pytest.raises(RunError, match="test_tasks.json"):
         evaluation_tasks(run)
+
+
+def test_checkpoints_that_do_not_fit_are_reported(tmp_path):
+    policy = GaussianMLPPolicy(2, 2, (8,))
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"iteration": 3, "policy": GaussianMLPPolicy(2, 2, (8,)).state_dict()}, path)
+    restore_policy(policy, load_checkpoint(path), path)  # fits: no error
+    with pytest.raises(RunError, match="not a checkpoint with iteration, policy, rng"):
+        load_checkpoint(path, ("iteration", "policy", "rng"))
+    save_checkpoint({"iteration": 3, "policy": GaussianMLPPolicy(2, 2, (4,)).state_dict()}, path)
+    with pytest.raises(RunError, match=r"does not fit the policy of the run's config.json \(size mismatch"):
+        restore_policy(policy, load_checkpoint(path), path)
+    torch.save([1, 2], path)
+    with pytest.raises(RunError, match="not a checkpoint with iteration, policy"):
+        load_checkpoint(path)

@@ -24,6 +24,7 @@ from rlmaml.trainer import Trainer
 
 USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError)
 
+
 def seed_arg(text: str) -> int:
     """argparse type of every ``--seed``: a non-negative integer, as numpy's seeding requires."""
     try:

@@ -13,7 +13,8 @@ from typing import Any, Callable, Sequence
 
 from rlmaml.adaptation import INNER_OBJECTIVES
 from rlmaml.checks import FAIL, describe, run_checks
-from rlmaml.config import DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError, read_config_file, resolve
+from rlmaml.config import (DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError, load_config, read_config_file,
+                           resolve)
 from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs, require_evaluable
 from rlmaml.plugins import all_families
 from rlmaml.report import plot_adaptation, plot_training, write_csv
@@ -218,6 +219,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
         run.require("metrics")
         curves.append((run.path.name, read_metrics(run.metrics)))
     if not any(records for _, records in curves):
+        methods = {load_config(run.config).method for run in runs if run.config.is_file()}
+        if methods == {"random"}:
+            raise RunError("nothing to plot: a random-initialisation run does not train (compare it with "
+                           "`rlmaml evaluate`)")
         raise RunError("no metrics to plot yet: the runs have not finished an iteration")
     if args.smooth < 1:
         raise ConfigError("--smooth must be >= 1")

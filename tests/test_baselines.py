@@ -149,6 +149,10 @@ def test_plot_writes_training_curves_of_several_runs(runs, tmp_path, capsys):
     assert main(["plot", str(runs["maml"]), str(runs["pretrained"]), "--output", str(output)]) == 0
     assert output.read_bytes()[:4] == b"\x89PNG" and str(output) in capsys.readouterr().out
     assert main(["plot", str(runs["random"])]) == 2
+    assert "a random-initialisation run does not train" in capsys.readouterr().err
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "metrics.jsonl").write_text("")  # a run that has not finished an iteration
+    assert main(["plot", str(tmp_path / "fresh")]) == 2
     assert "no metrics to plot yet" in capsys.readouterr().err
 
 

@@ -130,10 +130,18 @@ def write_json(value: Any, path: Path) -> None:
     _atomic_write(path, lambda handle: handle.write((json.dumps(value, indent=2) + "\n").encode()))
 
 
-def read_json(path: Path) -> Any:
+def _read_text(path: Path) -> str:
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+        return path.read_text()
+    except (OSError, ValueError) as error:  # ValueError: not UTF-8
+        raise RunError(f"cannot read {path}: {error}") from None
+
+
+def read_json(path: Path) -> Any:
+    text = _read_text(path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
         raise RunError(f"cannot read {path}: {error}") from None
 
 
@@ -142,10 +150,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     ignored; any other line that is not a JSON object raises ``RunError`` rather than being dropped."""
     if not path.is_file():
         return []
-    try:
-        lines = path.read_text().splitlines()
-    except (OSError, ValueError) as error:
-        raise RunError(f"cannot read {path}: {error}") from None
+    lines = _read_text(path).splitlines()
     records = []
     for number, line in enumerate(lines, start=1):
         try:

@@ -17,8 +17,8 @@ from rlmaml.config import (DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError
                            resolve)
 from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs, require_evaluable
 from rlmaml.plugins import all_families
-from rlmaml.report import plot_adaptation, plot_training, write_csv
-from rlmaml.runs import RunDir, RunError, make_output_dir, read_metrics, write_json
+from rlmaml.report import figure_format, plot_adaptation, plot_training, write_csv
+from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, read_metrics, write_json
 from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
 from rlmaml.trpo import HVP_ADAPTATIONS
 from rlmaml.trainer import Trainer
@@ -128,6 +128,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"\nInterrupted at iteration {trainer.iteration}; checkpoint saved. "
               f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
         return 130
+    except RunWriteError as error:
+        raise RunWriteError(f"{error}. Training stopped at iteration {trainer.iteration}; the run keeps its last "
+                            f"checkpoint. Once it can be written, continue with: rlmaml train --resume {run.path}"
+                            ) from None
     records = read_metrics(run.metrics)
     if records:
         last = records[-1]
@@ -227,6 +231,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if args.smooth < 1:
         raise ConfigError("--smooth must be >= 1")
     output = args.output or (runs[0].path / "training.png" if len(runs) == 1 else Path("training-curves.png"))
+    try:
+        figure_format(output)
+    except ValueError as error:
+        raise ConfigError(f"--output {output}: {error}") from None
     make_output_dir(output.parent)
     plot_training(curves, output, args.smooth)
     print(f"Wrote {output}")
@@ -321,7 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
                       help="run folders, each with a metrics.jsonl")
     plot.add_argument("--output", type=Path,
-                      help="PNG file (default RUN_DIR/training.png for one run, ./training-curves.png for several)")
+                      help="image file, PNG unless its suffix names another format (.pdf, .svg, ...); default "
+                           "RUN_DIR/training.png for one run, ./training-curves.png for several")
     plot.add_argument("--smooth", type=int, default=10, help="moving-average window in iterations (default 10)")
     plot.set_defaults(handler=cmd_plot)
 

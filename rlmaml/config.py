@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmaml.adaptation import INNER_OBJECTIVES
+from rlmaml.runs import write_json
 from rlmaml.trpo import HVP_ADAPTATIONS, TRPOSettings
 
 
@@ -246,7 +247,8 @@ def resolve(preset: str | None, file_values: dict[str, Any], overrides: dict[str
 
 
 def save_config(config: TrainConfig, path: Path) -> None:
-    path.write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    """Atomically write ``config`` as JSON: a failed or killed write leaves the old file whole."""
+    write_json(config.to_dict(), path)
 
 
 def load_config(path: Path) -> TrainConfig:

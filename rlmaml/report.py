@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,6 +12,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from rlmaml.runs import write_file  # noqa: E402
 
 CSV_COLUMNS = ("label", "method", "run", "checkpoint", "iteration", "metric", "step", "step_size", "mean", "stderr",
                "per_task")
@@ -40,10 +44,31 @@ def csv_rows(evaluation: dict[str, Any]) -> list[dict[str, Any]]:
 
 def write_csv(evaluation: dict[str, Any], path: Path) -> None:
     """The evaluation as a CSV table (see :func:`csv_rows`)."""
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(csv_rows(evaluation))
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(csv_rows(evaluation))
+    write_file(text.getvalue().encode(), path)
+
+
+def figure_format(path: Path) -> str:
+    """The image format ``path``'s suffix names (PNG without one); ``ValueError`` if matplotlib
+    cannot write it."""
+    name = path.suffix[1:].lower() or "png"
+    supported = Figure().canvas.get_supported_filetypes()
+    if name not in supported:
+        raise ValueError(f"cannot write a figure as .{name}; use one of "
+                         f"{', '.join('.' + kind for kind in sorted(supported))}")
+    return name
+
+
+def save_figure(fig: Figure, path: Path, dpi: int) -> None:
+    """Write ``fig`` atomically in the format of ``path``'s suffix and close it (``RunWriteError`` if
+    it cannot be written)."""
+    image = io.BytesIO()
+    fig.savefig(image, format=figure_format(path), dpi=dpi)
+    plt.close(fig)
+    write_file(image.getvalue(), path)
 
 
 def _line_style(results: Sequence[dict[str, Any]], index: int) -> tuple[str, str]:
@@ -128,8 +153,7 @@ def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="outside lower center")
     fig.suptitle(adaptation_title(evaluation), fontsize=10)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def moving_average(values: np.ndarray, window: int) -> np.ndarray:
@@ -201,6 +225,5 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return [ax.get_ylabel() for ax in axes]

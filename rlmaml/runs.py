@@ -7,13 +7,18 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
 
 class RunError(ValueError):
     """A run folder that cannot be used; the message is meant for the user."""
+
+
+class RunWriteError(RunError):
+    """A file of a run or an evaluation could not be written (disk full, permissions); any file it
+    was replacing is left as it was."""
 
 
 def make_output_dir(path: Path) -> None:
@@ -79,23 +84,42 @@ class RunDir:
                 raise RunError(f"{self.path} is not a complete rlmaml run: {getattr(self, name).name} is missing")
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary file in the same folder, fsync, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _file_mode() -> int:
+    """The mode ``open`` would give a new file under the current umask (``mkstemp`` gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write via a temporary file in the same folder, fsync, then rename over ``path``;
+    ``RunWriteError`` if that fails, with ``path`` untouched."""
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise RunWriteError(f"cannot write {path}: {error.strerror}") from None
+    try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise RunWriteError(f"cannot write {path}: {error.strerror or error}") from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_file(data: bytes, path: Path) -> None:
+    """Atomically replace ``path`` with ``data`` (``RunWriteError`` if it cannot be written)."""
+    _atomic_write(path, lambda handle: handle.write(data))
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -127,7 +151,7 @@ def restore_policy(policy: torch.nn.Module, state: dict[str, Any], path: Path) -
 
 def write_json(value: Any, path: Path) -> None:
     """Atomically write ``value`` as indented JSON."""
-    _atomic_write(path, lambda handle: handle.write((json.dumps(value, indent=2) + "\n").encode()))
+    write_file((json.dumps(value, indent=2) + "\n").encode(), path)
 
 
 def _read_text(path: Path) -> str:
@@ -168,11 +192,15 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 def truncate_metrics(path: Path, num_iterations: int) -> None:
     """Keep only the records of the first ``num_iterations`` iterations (used on resume)."""
     kept = [r for r in read_metrics(path) if r["iteration"] < num_iterations]
-    _atomic_write(path, lambda handle: handle.write("".join(json.dumps(r) + "\n" for r in kept).encode()))
+    write_file("".join(json.dumps(r) + "\n" for r in kept).encode(), path)
 
 
 def append_metrics(record: dict[str, Any], path: Path) -> None:
-    with path.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one record as a line; a line torn by a failed write is the last and is ignored on read."""
+    try:
+        with path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise RunWriteError(f"cannot write {path}: {error.strerror or error}") from None

@@ -13,7 +13,7 @@ from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, make_output_dir, save_checkpoint,
-                         restore_policy, truncate_metrics, write_json)
+                         restore_policy, truncate_metrics, write_file, write_json)
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
@@ -71,11 +71,11 @@ class Trainer:
             raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
         trainer = cls(config, run)  # fails on a bad env id before anything is written
         make_output_dir(path)
-        save_config(config, run.config)
         test_tasks = trainer.sampler.sample_tasks(config.num_eval_tasks, trainer.streams.test_tasks)
         write_json({"seed": config.seed, "stream": "test_tasks", "tasks": test_tasks}, run.test_tasks)
-        run.metrics.touch()
+        write_file(b"", run.metrics)
         trainer._save(trainer._state())
+        save_config(config, run.config)  # last: a folder with config.json holds a resumable run
         return trainer
 
     @classmethod

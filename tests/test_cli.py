@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from rlmaml import cli
+from rlmaml import trainer as trainer_module
 from rlmaml.cli import main
+from rlmaml.runs import RunWriteError, read_metrics
 
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
         "--set", "num_eval_tasks=4", "--no-progress"]
@@ -135,3 +137,46 @@ def test_ctrl_c_outside_training_exits_quietly(capsys, tmp_path, monkeypatch):
     assert "Traceback" not in err and (run / "checkpoint.pt").exists()
     assert main(["evaluate", str(run)]) == 130
     assert capsys.readouterr().err.strip() == "rlmaml: interrupted"
+
+
+def test_a_write_failure_in_training_says_how_to_resume(capsys, tmp_path, monkeypatch):
+    calls = []
+
+    def fails_on_second(record, path):
+        calls.append(record)
+        if len(calls) == 2:
+            raise RunWriteError(f"cannot write {path}: No space left on device")
+        real_append(record, path)
+
+    real_append = trainer_module.append_metrics
+    monkeypatch.setattr(trainer_module, "append_metrics", fails_on_second)
+    run = tmp_path / "run"
+    err = _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
+    assert f"cannot write {run / 'metrics.jsonl'}: No space left on device. Training stopped at iteration 1" in err
+    assert err.endswith(f"continue with: rlmaml train --resume {run}")
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--no-evaluate", "--no-progress"]) == 0
+    assert [r["iteration"] for r in read_metrics(run / "metrics.jsonl")] == [0, 1]
+
+
+def test_a_run_that_failed_to_start_leaves_no_config_and_can_be_started_again(capsys, tmp_path, monkeypatch):
+    def disk_full(state, path):
+        raise RunWriteError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", disk_full)
+    run = tmp_path / "run"
+    assert "checkpoint.pt: No space left" in _one_line_error(capsys, ["train", *TINY, "--run-dir", str(run)])
+    assert not (run / "config.json").exists()
+    monkeypatch.undo()
+    assert main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"]) == 0
+
+
+def test_plot_writes_the_format_its_output_names(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"]) == 0
+    assert main(["plot", str(run), "--output", str(tmp_path / "curves.svg")]) == 0
+    assert (tmp_path / "curves.svg").read_text().startswith("<?xml")
+    assert main(["plot", str(run)]) == 0
+    assert (run / "training.png").read_bytes().startswith(b"\x89PNG")
+    err = _one_line_error(capsys, ["plot", str(run), "--output", str(tmp_path / "curves.xyz")])
+    assert "cannot write a figure as .xyz; use one of" in err and ".pdf" in err

@@ -1,13 +1,17 @@
 """Reading a run folder's files back: torn writes are tolerated, damage is reported, never dropped."""
 
+import errno
 import json
+import os
+import stat
 
 import pytest
 import torch
 
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import RunDir, RunError, load_checkpoint, read_metrics, restore_policy, save_checkpoint
+from rlmaml.runs import (RunDir, RunError, RunWriteError, load_checkpoint, read_metrics, restore_policy, save_checkpoint,
+                         write_file)
 
 
 def _records(count):
@@ -53,3 +57,27 @@ def test_checkpoints_that_do_not_fit_are_reported(tmp_path):
     torch.save([1, 2], path)
     with pytest.raises(RunError, match="not a checkpoint with iteration, policy"):
         load_checkpoint(path)
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_failed_write_leaves_the_old_file_whole_and_says_why(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"iteration": 3, "policy": {}}, path)
+    monkeypatch.setattr(torch, "save", _disk_full)
+    with pytest.raises(RunWriteError, match=f"cannot write {path}: No space left on device"):
+        save_checkpoint({"iteration": 4, "policy": {}}, path)
+    assert load_checkpoint(path)["iteration"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left behind
+
+
+def test_written_files_follow_the_umask_like_open_does(tmp_path):
+    for umask, mode in ((0o022, 0o644), (0o077, 0o600), (0o002, 0o664)):
+        old = os.umask(umask)
+        try:
+            write_file(b"x", tmp_path / "f")
+        finally:
+            os.umask(old)
+        assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == mode

@@ -49,8 +49,7 @@ def main() -> None:
         config = resolve(args.preset, {}, {**overrides, "num_iterations": args.warmup + args.iterations})
     except ConfigError as error:
         parser.error(str(error))
-    with tempfile.TemporaryDirectory() as folder:
-        trainer = Trainer.create(config, Path(folder) / "run")
+    with tempfile.TemporaryDirectory() as folder, Trainer.create(config, Path(folder) / "run") as trainer:
         records = []
         for _ in range(config.num_iterations):
             records.append(trainer.train_iteration())

@@ -122,16 +122,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"{config.num_traj} trajectories{steps}; run folder {run_dir}")
     run = trainer.run
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill checkpoints like Ctrl-C
-    try:
-        trainer.train(progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print(f"\nInterrupted at iteration {trainer.iteration}; checkpoint saved. "
-              f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
-        return 130
-    except RunWriteError as error:
-        raise RunWriteError(f"{error}. Training stopped at iteration {trainer.iteration}; the run keeps its last "
-                            f"checkpoint. Once it can be written, continue with: rlmaml train --resume {run.path}"
-                            ) from None
+    with trainer:  # its rollout workers and the run folder's lock are released before evaluating
+        try:
+            trainer.train(progress=not args.no_progress)
+        except KeyboardInterrupt:
+            print(f"\nInterrupted at iteration {trainer.iteration}; checkpoint saved. "
+                  f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
+            return 130
+        except RunWriteError as error:
+            raise RunWriteError(f"{error}. Training stopped at iteration {trainer.iteration}; the run keeps its "
+                                f"last checkpoint. Once it can be written, continue with: rlmaml train --resume "
+                                f"{run.path}") from None
     records = read_metrics(run.metrics)
     if records:
         last = records[-1]
@@ -149,7 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"\nInterrupted during the closing evaluation; the trained run in {run.path} is complete. "
                   f"Evaluate it with: rlmaml evaluate {run.path}", file=sys.stderr)
             return 130
-    files = ", ".join(sorted(path.name for path in run.path.iterdir() if path.is_file()))
+    files = ", ".join(sorted(p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith(".")))
     print(f"Results in {run.path}/: {files}")
     print(f"Evaluate again with: rlmaml evaluate {run.path}")
     return 0

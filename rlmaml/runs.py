@@ -7,9 +7,14 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import IO, Any, BinaryIO, Callable
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 
 class RunError(ValueError):
@@ -78,10 +83,28 @@ class RunDir:
     def require(self, *files: str) -> None:
         """Raise RunError unless the folder exists and holds the named files (attribute names)."""
         if not self.path.is_dir():
-            raise RunError(f"run folder {self.path} does not exist")
+            raise RunError(f"run folder {self.path} " + ("is a file, not a folder" if self.path.exists()
+                                                          else "does not exist"))
         for name in files:
             if not getattr(self, name).is_file():
                 raise RunError(f"{self.path} is not a complete rlmaml run: {getattr(self, name).name} is missing")
+
+
+def lock_run(run: RunDir) -> IO[bytes] | None:
+    """Take the run folder's exclusive lock (``.lock``, released when the returned file is closed or
+    the process dies, even by ``kill -9``); ``RunError`` if another process holds it. No lock where
+    the platform lacks ``fcntl`` (Windows)."""
+    if fcntl is None:
+        return None
+    handle = (run.path / ".lock").open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(f"{run.path} is being trained by another rlmaml process (or by an unclosed "
+                       "Trainer in this one); wait for it to finish or stop it (Ctrl-C or kill PID "
+                       "checkpoints) before resuming") from None
+    return handle
 
 
 def _file_mode() -> int:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -12,8 +13,8 @@ from tqdm.auto import tqdm
 from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, make_output_dir, save_checkpoint,
-                         restore_policy, truncate_metrics, write_file, write_json)
+from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, lock_run, make_output_dir,
+                         restore_policy, save_checkpoint, truncate_metrics, write_file, write_json)
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
@@ -38,7 +39,8 @@ def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: Gaussia
 
 
 class Trainer:
-    """Owns one run folder; ``create`` starts a run, ``resume`` continues one from its checkpoint."""
+    """Owns one run folder; ``create`` starts a run, ``resume`` continues one from its checkpoint.
+    Both hold the folder's lock until :meth:`close`, so no second process trains the same run."""
 
     def __init__(self, config: TrainConfig, run: RunDir):
         if config.tensorboard:
@@ -52,10 +54,15 @@ class Trainer:
         self.meta = MetaTRPO(self.policy, config.inner_lrs, config.first_order, config.trpo, config.inner_objective)
         self.iteration = 0
         self.best_return = float("-inf")
+        self._lock: IO[bytes] | None = None  # held by create/resume: one writer per run folder
 
     def close(self) -> None:
-        """Stop the sampler's rollout workers, if any (also on leaving a ``with Trainer(...)`` block)."""
+        """Stop the sampler's rollout workers, if any, and release the run folder's lock (also on
+        leaving a ``with Trainer(...)`` block)."""
         self.sampler.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self) -> "Trainer":
         return self
@@ -70,12 +77,18 @@ class Trainer:
         if run.config.exists():
             raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
         trainer = cls(config, run)  # fails on a bad env id before anything is written
-        make_output_dir(path)
-        test_tasks = trainer.sampler.sample_tasks(config.num_eval_tasks, trainer.streams.test_tasks)
-        write_json({"seed": config.seed, "stream": "test_tasks", "tasks": test_tasks}, run.test_tasks)
-        write_file(b"", run.metrics)
-        trainer._save(trainer._state())
-        save_config(config, run.config)  # last: a folder with config.json holds a resumable run
+        with ExitStack() as on_error:
+            on_error.callback(trainer.close)
+            make_output_dir(path)
+            trainer._lock = lock_run(run)
+            if run.config.exists():  # started by another process meanwhile
+                raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
+            test_tasks = trainer.sampler.sample_tasks(config.num_eval_tasks, trainer.streams.test_tasks)
+            write_json({"seed": config.seed, "stream": "test_tasks", "tasks": test_tasks}, run.test_tasks)
+            write_file(b"", run.metrics)
+            trainer._save(trainer._state())
+            save_config(config, run.config)  # last: a folder with config.json holds a resumable run
+            on_error.pop_all()
         return trainer
 
     @classmethod
@@ -83,20 +96,28 @@ class Trainer:
         """Continue the run in ``path`` from its last checkpoint, optionally to more iterations."""
         run = RunDir(path)
         run.require("config", "checkpoint")
-        config = load_config(run.config)
-        state = load_checkpoint(run.checkpoint, ("iteration", "policy", "rng", "best_return"))
-        if num_iterations is not None:
-            if num_iterations < state["iteration"]:
-                raise RunError(f"{path} has already trained {state['iteration']} iterations; "
-                               f"--num-iterations must be at least that")
-            config = config.replace(num_iterations=num_iterations)
-            save_config(config, run.config)
-        trainer = cls(config, run)
-        restore_policy(trainer.policy, state, run.checkpoint)
-        trainer.streams.load_state(state["rng"])
-        trainer.iteration = state["iteration"]
-        trainer.best_return = state["best_return"]
-        truncate_metrics(run.metrics, trainer.iteration)
+        with ExitStack() as on_error:
+            lock = lock_run(run)
+            if lock is not None:
+                on_error.callback(lock.close)
+            config = load_config(run.config)
+            state = load_checkpoint(run.checkpoint, ("iteration", "policy", "rng", "best_return"))
+            if num_iterations is not None:
+                if num_iterations < state["iteration"]:
+                    raise RunError(f"{path} has already trained {state['iteration']} iterations; "
+                                   f"--num-iterations must be at least that")
+                config = config.replace(num_iterations=num_iterations)
+            trainer = cls(config, run)
+            on_error.callback(trainer.sampler.close)
+            restore_policy(trainer.policy, state, run.checkpoint)
+            trainer.streams.load_state(state["rng"])
+            trainer.iteration = state["iteration"]
+            trainer.best_return = state["best_return"]
+            if num_iterations is not None:
+                save_config(config, run.config)
+            truncate_metrics(run.metrics, trainer.iteration)
+            trainer._lock = lock
+            on_error.pop_all()
         return trainer
 
     def _state(self) -> dict[str, Any]:

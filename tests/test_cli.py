@@ -30,6 +30,8 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "malformed config file" in _one_line_error(capsys, ["train", "--config", str(tmp_path / "bad.toml")])
     assert "does not exist" in _one_line_error(capsys, ["evaluate", str(tmp_path / "missing")])
     assert "does not exist" in _one_line_error(capsys, ["train", "--resume", str(tmp_path / "missing")])
+    (tmp_path / "afile").touch()
+    assert "is a file, not a folder" in _one_line_error(capsys, ["evaluate", str(tmp_path / "afile")])
     assert "only --num-iterations" in _one_line_error(capsys, ["train", "--resume", str(tmp_path), "--num-tasks", "3"])
     assert "rlmaml task protocol" in _one_line_error(capsys, ["train", "--env", "CartPole-v1"])
     assert "FIELD=VALUE" in _one_line_error(capsys, ["train", "--set", "nonsense"])
@@ -180,3 +182,22 @@ def test_plot_writes_the_format_its_output_names(capsys, tmp_path):
     assert (run / "training.png").read_bytes().startswith(b"\x89PNG")
     err = _one_line_error(capsys, ["plot", str(run), "--output", str(tmp_path / "curves.xyz")])
     assert "cannot write a figure as .xyz; use one of" in err and ".pdf" in err
+
+
+def test_a_run_being_trained_cannot_be_resumed_twice(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"]) == 0
+    script = ("import sys, time; from pathlib import Path; from rlmaml.trainer import Trainer; "
+              "t = Trainer.resume(Path(sys.argv[1])); print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", script, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        err = _one_line_error(capsys, ["train", "--resume", str(run), "--num-iterations", "3"])
+        assert f"{run} is being trained by another rlmaml process" in err
+        assert json.loads((run / "config.json").read_text())["num_iterations"] == 2  # untouched
+    finally:
+        holder.kill()
+        holder.wait()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--num-iterations", "3", "--no-evaluate"]) == 0  # kill -9 released it
+    assert "checkpoint.pt, config.json, metrics.jsonl" in capsys.readouterr().out  # .lock is not a result

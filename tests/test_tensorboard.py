@@ -31,6 +31,7 @@ def test_crashed_run_resumes_without_stale_or_duplicated_points(tmp_path):
     with pytest.raises(RuntimeError):
         trainer.train(progress=False)
     assert [step for step, _ in _scalars(tmp_path / "run", "pre_return")] == [0, 1, 2]
+    trainer.close()  # the killed process's lock goes with it
 
     resumed = Trainer.resume(tmp_path / "run")
     assert resumed.iteration == 2

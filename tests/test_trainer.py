@@ -78,6 +78,7 @@ def test_resume_after_interruption_continues_with_identical_metrics(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         interrupted.train(progress=False)
     assert load_checkpoint(interrupted.run.checkpoint)["iteration"] == 2
+    interrupted.close()  # releases the run folder's lock, as the process ending would
 
     resumed = Trainer.resume(tmp_path / "interrupted")
     assert resumed.iteration == 2
@@ -85,6 +86,7 @@ def test_resume_after_interruption_continues_with_identical_metrics(tmp_path):
     assert _without_timing(read_metrics(resumed.run.metrics)) == _without_timing(read_metrics(reference.run.metrics))
     for name, value in reference.policy.state_dict().items():
         assert torch.equal(value, resumed.policy.state_dict()[name])
+    reference.close()
     with pytest.raises(RunError, match="already trained 4 iterations"):
         Trainer.resume(tmp_path / "reference", num_iterations=3)  # the config would then understate the training
     assert load_config(reference.run.config).num_iterations == TINY["num_iterations"]

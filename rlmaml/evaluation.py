@@ -181,6 +181,9 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
         if (other.env_id, other.env_kwargs) != (first.env_id, first.env_kwargs):
             raise ConfigError(f"{run.path} trains {other.env_id} {other.env_kwargs or ''}, but {runs[0].path} "
                               f"trains {first.env_id} {first.env_kwargs or ''}: compare runs of one task family")
+        if other.horizon != first.horizon:  # returns are sums over the horizon: not comparable
+            raise ConfigError(f"{run.path} has horizon {other.horizon}, but {runs[0].path} has {first.horizon}: "
+                              "compare runs with one horizon")
     tasks = evaluation_tasks(runs[0], task_set, num_tasks)
     seed = first.seed if settings.seed is None else settings.seed
     results = []

@@ -142,6 +142,11 @@ def test_comparing_runs_of_different_families_is_a_one_line_error(runs, tmp_path
     assert main(["evaluate", str(runs["maml"]), str(other)]) == 2
     err = capsys.readouterr().err
     assert "compare runs of one task family" in err and len(err.strip().splitlines()) == 1
+    longer = tmp_path / "longer"
+    main(["train", *TINY, "--horizon", "12", "--run-dir", str(longer)])
+    capsys.readouterr()
+    assert main(["evaluate", str(runs["maml"]), str(longer)]) == 2
+    assert f"{longer} has horizon 12, but {runs['maml']} has 10" in capsys.readouterr().err
 
 
 def test_plot_writes_training_curves_of_several_runs(runs, tmp_path, capsys):

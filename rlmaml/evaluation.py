@@ -71,8 +71,9 @@ class EvalSettings:
     def __post_init__(self) -> None:
         if self.num_steps < 0 or self.num_traj < 1:
             raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
-        if (self.inner_lr is not None and not self.inner_lr > 0) or not self.later_factor > 0:
-            raise ConfigError("--inner-lr and --later-lr-factor must be positive")
+        for flag, value in (("--inner-lr", self.inner_lr), ("--later-lr-factor", self.later_factor)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise ConfigError(f"{flag} must be a positive finite number, got {value!r}")
 
 
 def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None = None) -> list[Task]:

@@ -41,7 +41,12 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "rejects env_kwargs {'action_mode': 'jump'}: action_mode must be one of" in _one_line_error(
         capsys, ["train", "--set", 'env_kwargs={"action_mode": "jump"}', "--run-dir", str(tmp_path / "b")])
     assert "--num-steps" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--num-steps", "-1"])
-    assert "must be positive" in _one_line_error(capsys, ["evaluate", str(tmp_path), "--inner-lr", "-0.1"])
+    assert "--inner-lr must be a positive finite number, got -0.1" in _one_line_error(
+        capsys, ["evaluate", str(tmp_path), "--inner-lr", "-0.1"])
+    assert "--inner-lr must be a positive finite number, got inf" in _one_line_error(
+        capsys, ["evaluate", str(tmp_path), "--inner-lr", "inf"])  # gave a table of nan
+    assert "--later-lr-factor must be a positive finite number, got nan" in _one_line_error(
+        capsys, ["evaluate", str(tmp_path), "--later-lr-factor", "nan"])
 
 
 def test_train_then_evaluate(capsys, tmp_path):

@@ -145,7 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_evaluate:
         try:
             evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj),
-                                run.path)
+                                run.path, progress=not args.no_progress)
         except KeyboardInterrupt:
             print(f"\nInterrupted during the closing evaluation; the trained run in {run.path} is complete. "
                   f"Evaluate it with: rlmaml evaluate {run.path}", file=sys.stderr)
@@ -180,10 +180,10 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 
 
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
-                        task_set: str = "test", num_tasks: int | None = None) -> dict[str, Any]:
+                        task_set: str = "test", num_tasks: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``."""
     make_output_dir(out_dir)  # before the evaluation, which can take minutes
-    evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks)
+    evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
     print_evaluation(evaluation)
     write_json(evaluation, out_dir / "evaluation.json")
     write_csv(evaluation, out_dir / "evaluation.csv")
@@ -205,6 +205,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     runs = _distinct_runs(args.run_dirs)
     require_evaluable(runs)  # before the output folder is made, which may be a run's own
     checkpoints = list(dict.fromkeys(c.strip() for c in args.checkpoint.split(",") if c.strip()))
+    if not checkpoints:
+        raise ConfigError("--checkpoint names no checkpoint; give final, best or an iteration number")
     for which in checkpoints:
         runs[0].checkpoint_for(which)  # rejects anything but final, best or an iteration number
     if args.out_dir is not None:
@@ -213,7 +215,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir = runs[0].path
     else:
         out_dir = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks)
+    evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks, not args.no_progress)
     return 0
 
 
@@ -320,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=seed_arg, help="evaluation seed (default: the first run's seed)")
     evaluate.add_argument("--out-dir", type=Path,
                           help="output folder (default: the run folder for one run, runs/compare-<time> for several)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     plot = sub.add_parser("plot", help="training curves of one or more runs as a PNG",

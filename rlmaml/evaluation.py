@@ -10,6 +10,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 from torch import Tensor
 
 from rlmaml.adaptation import sample_adaptation_batches
@@ -108,6 +109,15 @@ def checkpoint_label(config: TrainConfig, which: str, iteration: int) -> str:
     return f"{name} ({kind}it. {iteration})"
 
 
+def existing_checkpoint(run: RunDir, which: str) -> Path:
+    """The file of checkpoint ``which`` (``final``, ``best`` or an iteration); ``RunError`` if the
+    run has none."""
+    path = run.checkpoint_for(which)
+    if not path.is_file():
+        raise RunError(f"{run.path} has no {path.relative_to(run.path)}")
+    return path
+
+
 def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: Sequence[Task], seed: int,
                         trainer: Trainer | None = None) -> dict[str, Any]:
     """Adaptation curve of one checkpoint of a run on ``tasks`` (an oracle run: its return before
@@ -126,9 +136,7 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     """
     run.require("config", "checkpoint")
     config = load_config(run.config)
-    path = run.checkpoint_for(which)
-    if not path.is_file():
-        raise RunError(f"{run.path} has no {path.relative_to(run.path)}")
+    path = existing_checkpoint(run, which)
     state = load_checkpoint(path)
     # the oracle is told the task: its return without adaptation is the level to aim for, and
     # fine-tuning a policy that reads the task from its input measures nothing
@@ -167,9 +175,10 @@ def require_evaluable(runs: Sequence[RunDir]) -> None:
 
 
 def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: EvalSettings,
-                  task_set: str = "test", num_tasks: int | None = None) -> dict[str, Any]:
+                  task_set: str = "test", num_tasks: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Evaluate every requested checkpoint of every run on the SAME tasks (the first run's) with the
-    same seed, so methods are compared on identical tasks and evaluation noise.
+    same seed, so methods are compared on identical tasks and evaluation noise. Every checkpoint is
+    looked up before the first is evaluated; ``progress`` shows a bar over the checkpoints.
 
     A ``random`` run has only its initial policy; it is evaluated once whatever ``checkpoints`` says.
     """
@@ -187,12 +196,20 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
                               "compare runs with one horizon")
     tasks = evaluation_tasks(runs[0], task_set, num_tasks)
     seed = first.seed if settings.seed is None else settings.seed
-    results = []
+    wanted = {}
     for run in runs:
-        config = load_config(run.config)
-        wanted = ["final"] if config.method == "random" else list(checkpoints)
-        with Trainer(config, run) as trainer:  # one sampler (and set of rollout workers) for all its checkpoints
-            results.extend(evaluate_checkpoint(run, which, settings, tasks, seed, trainer) for which in wanted)
+        wanted[run] = ["final"] if load_config(run.config).method == "random" else list(checkpoints)
+        for which in wanted[run]:
+            existing_checkpoint(run, which)
+    results = []
+    with tqdm(total=sum(map(len, wanted.values())), desc="evaluating", unit="checkpoint",
+              disable=not progress) as bar:
+        for run, whiches in wanted.items():
+            with Trainer(load_config(run.config), run) as trainer:  # one sampler for all its checkpoints
+                for which in whiches:
+                    bar.set_postfix_str(f"{run.path.name}: {which}")
+                    results.append(evaluate_checkpoint(run, which, settings, tasks, seed, trainer))
+                    bar.update()
     return evaluation_record(first, task_set, runs[0], len(tasks), settings.num_traj, seed, results)
 
 

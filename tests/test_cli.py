@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rlmaml import cli
+from rlmaml import cli, evaluation
 from rlmaml import trainer as trainer_module
 from rlmaml.cli import main
 from rlmaml.runs import RunWriteError, read_metrics
@@ -206,3 +206,14 @@ def test_a_run_being_trained_cannot_be_resumed_twice(capsys, tmp_path):
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--num-iterations", "3", "--no-evaluate"]) == 0  # kill -9 released it
     assert "checkpoint.pt, config.json, metrics.jsonl" in capsys.readouterr().out  # .lock is not a result
+
+
+def test_a_missing_checkpoint_of_a_later_run_stops_evaluate_before_any_evaluation(capsys, tmp_path, monkeypatch):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["train", *TINY, "--run-dir", str(first), "--set", "snapshot_every=1", "--no-evaluate"]) == 0
+    assert main(["train", *TINY, "--run-dir", str(second), "--no-evaluate"]) == 0
+    evaluated = []
+    monkeypatch.setattr(evaluation, "evaluate_checkpoint", lambda *args: evaluated.append(args))
+    err = _one_line_error(capsys, ["evaluate", str(first), str(second), "--checkpoint", "final,1"])
+    assert f"{second} has no snapshots/iteration-00001.pt" in err and evaluated == []
+    assert "names no checkpoint" in _one_line_error(capsys, ["evaluate", str(first), "--checkpoint", ","])

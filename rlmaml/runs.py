@@ -96,7 +96,10 @@ def lock_run(run: RunDir) -> IO[bytes] | None:
     the platform lacks ``fcntl`` (Windows)."""
     if fcntl is None:
         return None
-    handle = (run.path / ".lock").open("ab")
+    try:
+        handle = (run.path / ".lock").open("ab")
+    except OSError as error:
+        raise RunWriteError(f"cannot write {run.path / '.lock'}: {error.strerror}") from None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -122,7 +125,7 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except OSError as error:
         raise RunWriteError(f"cannot write {path}: {error.strerror}") from None
     try:
-        os.fchmod(fd, _file_mode())
+        os.chmod(tmp, _file_mode())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

@@ -74,14 +74,12 @@ class Trainer:
     def create(cls, config: TrainConfig, path: Path) -> "Trainer":
         """Start a new run in ``path`` (which must not already hold a run)."""
         run = RunDir(path)
-        if run.config.exists():
-            raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
         trainer = cls(config, run)  # fails on a bad env id before anything is written
         with ExitStack() as on_error:
             on_error.callback(trainer.close)
             make_output_dir(path)
             trainer._lock = lock_run(run)
-            if run.config.exists():  # started by another process meanwhile
+            if run.config.exists():  # checked under the lock: no two processes start one run
                 raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
             test_tasks = trainer.sampler.sample_tasks(config.num_eval_tasks, trainer.streams.test_tasks)
             write_json({"seed": config.seed, "stream": "test_tasks", "tasks": test_tasks}, run.test_tasks)

@@ -10,8 +10,8 @@ import torch
 
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (RunDir, RunError, RunWriteError, load_checkpoint, read_metrics, restore_policy, save_checkpoint,
-                         write_file)
+from rlmaml.runs import (RunDir, RunError, RunWriteError, load_checkpoint, lock_run, read_metrics, restore_policy,
+                         save_checkpoint, write_file)
 
 
 def _records(count):
@@ -81,3 +81,9 @@ def test_written_files_follow_the_umask_like_open_does(tmp_path):
         finally:
             os.umask(old)
         assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == mode
+
+
+def test_a_lock_file_that_cannot_be_opened_is_a_one_line_error(tmp_path):
+    (tmp_path / ".lock").mkdir()  # stands for a read-only folder, which root could still write
+    with pytest.raises(RunWriteError, match=r"cannot write .*\.lock: Is a directory"):
+        lock_run(RunDir(tmp_path))

@@ -19,7 +19,7 @@ from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import RunDir, RunError, load_checkpoint, read_json, restore_policy
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng
-from rlmaml.tasks import Task
+from rlmaml.tasks import Task, make_env
 from rlmaml.trainer import Trainer
 
 METHOD_LABELS = {"maml": "MAML", "pretrained": "pretrained", "oracle": "oracle", "random": "random init"}
@@ -201,6 +201,7 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
         wanted[run] = ["final"] if load_config(run.config).method == "random" else list(checkpoints)
         for which in wanted[run]:
             existing_checkpoint(run, which)
+    make_env(first.env_id, **first.env_kwargs).close()  # an env that cannot be made fails before the bar shows
     results = []
     with tqdm(total=sum(map(len, wanted.values())), desc="evaluating", unit="checkpoint",
               disable=not progress) as bar:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -136,3 +137,17 @@ def test_a_family_without_a_batched_env_samples_the_same_through_workers():
         assert a.mask.all() and a.rewards.std() > 0
     finally:
         with_workers.close()
+
+
+def test_a_run_whose_env_module_is_gone_is_a_one_line_error(capsys, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    assert main(["train", "--env", CUSTOM, "--num-iterations", "1", "--num-tasks", "2", "--num-traj", "2",
+                 "--hidden-sizes", "8", "--no-progress", "--no-evaluate", "--run-dir", str(run)]) == 0
+    monkeypatch.setattr(gym.envs.registration, "registry", {})  # as in a shell without the module on its path
+    monkeypatch.setitem(sys.modules, "custom_family", None)
+    for argv in (["evaluate", str(run)], ["train", "--resume", str(run)]):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == ("rlmaml: error: cannot import module 'custom_family' for env "
+                       "'custom_family:custom/Target1D-v0': no module named 'custom_family'")

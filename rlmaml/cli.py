@@ -22,8 +22,9 @@ from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, read_m
 from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
 from rlmaml.trpo import HVP_ADAPTATIONS
 from rlmaml.trainer import Trainer
+from rlmaml.workers import RolloutWorkerError
 
-USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError)
+USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError, RolloutWorkerError)
 
 
 def seed_arg(text: str) -> int:
@@ -129,10 +130,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"\nInterrupted at iteration {trainer.iteration}; checkpoint saved. "
                   f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
             return 130
-        except RunWriteError as error:
-            raise RunWriteError(f"{error}. Training stopped at iteration {trainer.iteration}; the run keeps its "
-                                f"last checkpoint. Once it can be written, continue with: rlmaml train --resume "
-                                f"{run.path}") from None
+        except (RunWriteError, RolloutWorkerError) as error:
+            stopped = (f"Training stopped at iteration {trainer.iteration}; the run keeps its last checkpoint. "
+                       f"Once the cause is fixed, continue with: rlmaml train --resume {run.path}")
+            raise type(error)(f"{error}. {stopped}" if isinstance(error, RunWriteError) else f"{error}\n{stopped}"
+                              ) from None
     records = read_metrics(run.metrics)
     if records:
         last = records[-1]

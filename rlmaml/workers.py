@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import traceback
 import weakref
 from typing import Any, Sequence
 
@@ -24,6 +25,10 @@ from torch import Tensor
 
 from rlmaml.policy import GaussianMLPPolicy, Params
 from rlmaml.tasks import Task
+
+
+class RolloutWorkerError(RuntimeError):
+    """A rollout worker's env raised (the message holds its traceback) or the process died."""
 
 
 def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], horizon: int, oracle: bool) -> None:
@@ -41,8 +46,8 @@ def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], horizon: in
             with torch.no_grad():
                 result = roll_out(sampler._vector_env(tasks, num_traj), policy, params, noise, seeds, sampler.obs_dim)
             conn.send(("ok", result))
-        except Exception as error:  # reported to the training process, which raises it
-            conn.send(("error", f"{type(error).__name__}: {error}"))
+        except Exception:  # reported to the training process, which raises it
+            conn.send(("error", traceback.format_exc()))
 
 
 def _task_slice(params: Params, start: int, stop: int) -> Params:
@@ -68,6 +73,7 @@ class RolloutWorkers:
     """``num_workers`` persistent processes sampling ``env_id`` (see the module docstring)."""
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], horizon: int, oracle: bool, num_workers: int):
+        self._env_id = env_id
         context = multiprocessing.get_context("spawn")
         self._conns, self._procs = [], []
         for _ in range(num_workers):
@@ -94,12 +100,12 @@ class RolloutWorkers:
             start, stop = int(index[0]), int(index[-1]) + 1
             conn.send((policy, _task_slice(params, start, stop), list(tasks[start:stop]), num_traj,
                        noise[:, start:stop].contiguous(), seeds[start * num_traj:stop * num_traj]))
-        parts = []
-        for conn in used:
-            status, payload = conn.recv()
+        replies = [self._receive(number, conn) for number, conn in enumerate(used)]  # all, so no pipe keeps a stale reply
+        for number, (status, payload) in enumerate(replies):
             if status != "ok":
-                raise RuntimeError(f"rollout worker failed: {payload}")
-            parts.append(payload)
+                raise RolloutWorkerError(f"rollout worker {number} failed while sampling {self._env_id}; "
+                                         f"its traceback:\n{payload}")
+        parts = [payload for _, payload in replies]
         success = [part["success"] for part in parts]
         return {
             "observations": np.concatenate([part["observations"] for part in parts]),
@@ -109,6 +115,14 @@ class RolloutWorkers:
             "log_probs": torch.cat([part["log_probs"] for part in parts]),
             "success": None if any(s is None for s in success) else np.concatenate(success),
         }
+
+    def _receive(self, number: int, conn: Any) -> tuple[str, Any]:
+        try:
+            return conn.recv()
+        except EOFError:  # the process died: killed (out of memory?) or crashed inside the simulator
+            self._procs[number].join(timeout=5)
+            raise RolloutWorkerError(f"rollout worker {number} sampling {self._env_id} exited with code "
+                                     f"{self._procs[number].exitcode} (killed, or crashed in the simulator)") from None
 
     def close(self) -> None:
         """Stop the workers (also done automatically when this object is garbage collected)."""

@@ -7,6 +7,7 @@ variants that each violate one part of the protocol. The CLI reaches them with G
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import gymnasium as gym
@@ -106,6 +107,18 @@ class _DriftingBatch:
         return np.ones((self.num_envs, 1), dtype=np.float32), zeros, zeros.astype(bool), zeros.astype(bool)
 
 
+class FaultyEnv(Target1DEnv):
+    """Steps like Target1D except for two targets: above 0.5 ``step`` raises, and at exactly -0.75
+    the process exits, as a simulator that crashes would."""
+
+    def step(self, action):
+        if self._target > 0.5:
+            raise ValueError(f"target {self._target} is out of this env's reach")
+        if self._target == -0.75:
+            os._exit(3)
+        return super().step(action)
+
+
 BROKEN = {
     # id suffix: (env class, the check that must fail)
     "NoSetTask": (NoSetTaskEnv, "task protocol"),
@@ -120,5 +133,6 @@ BROKEN = {
 
 if "custom/Target1D-v0" not in gym.registry:
     gym.register("custom/Target1D-v0", entry_point=Target1DEnv, max_episode_steps=HORIZON)
+    gym.register("custom/Faulty-v0", entry_point=FaultyEnv, max_episode_steps=HORIZON)
     for name, (cls, _) in BROKEN.items():
         gym.register(f"broken/{name}-v0", entry_point=cls, max_episode_steps=HORIZON)

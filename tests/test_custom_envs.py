@@ -17,6 +17,7 @@ from rlmaml.cli import main
 from rlmaml.envs import FAMILIES
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.sampling import TaskSampler
+from rlmaml.workers import RolloutWorkerError
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "point_velocity"
@@ -137,6 +138,27 @@ def test_a_family_without_a_batched_env_samples_the_same_through_workers():
         assert a.mask.all() and a.rewards.std() > 0
     finally:
         with_workers.close()
+
+
+def test_a_failing_rollout_worker_reports_the_env_traceback_and_the_pool_stays_in_step():
+    sampler = TaskSampler("custom_family:custom/Faulty-v0", num_workers=2)
+    in_process = TaskSampler("custom_family:custom/Faulty-v0", num_workers=0)
+    try:
+        policy = GaussianMLPPolicy(1, 1, (8,))
+
+        def sample(on, targets):
+            return on.sample(policy, policy.params(), [{"target": t} for t in targets], 2,
+                             torch.Generator().manual_seed(1), np.random.default_rng(2))
+
+        with pytest.raises(RolloutWorkerError, match=r"(?s)rollout worker 0 failed while sampling .*custom/Faulty-v0; "
+                                                     r"its traceback:\n.*custom_family.py.*ValueError: target 0.9"):
+            sample(sampler, [0.9, -0.1])
+        torch.testing.assert_close(sample(sampler, [0.2, -0.3]).rewards, sample(in_process, [0.2, -0.3]).rewards,
+                                   rtol=1e-5, atol=1e-5)  # not worker 1's reply left over from the failed call
+        with pytest.raises(RolloutWorkerError, match=r"rollout worker 1 sampling .*Faulty-v0 exited with code 3"):
+            sample(sampler, [0.2, -0.75])
+    finally:
+        sampler.close()
 
 
 def test_a_run_whose_env_module_is_gone_is_a_one_line_error(capsys, tmp_path, monkeypatch):

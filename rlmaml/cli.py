@@ -21,10 +21,10 @@ from rlmaml.report import figure_format, plot_adaptation, plot_training, write_c
 from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, read_metrics, write_json
 from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
 from rlmaml.trpo import HVP_ADAPTATIONS
-from rlmaml.trainer import Trainer
+from rlmaml.trainer import Trainer, TrainingDiverged
 from rlmaml.workers import RolloutWorkerError
 
-USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError, RolloutWorkerError)
+USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError, RolloutWorkerError, TrainingDiverged)
 
 
 def seed_arg(text: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,6 +37,14 @@ def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: Gaussia
     batches, _ = sample_adaptation_batches(sampler, policy, tasks, config.num_traj, config.inner_lrs, config.gamma,
                                            config.gae_lambda, streams.policy_noise, streams.env_seeds)
     return MetaBatch(batches[:-1], batches[-1])
+
+
+DIVERGED_AFTER = 5
+"""Consecutive meta-iterations with a non-finite surrogate loss (so no update) before training stops."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The surrogate loss stayed non-finite, so training could not take another step."""
 
 
 class Trainer:
@@ -126,6 +135,12 @@ class Trainer:
     def _save(self, state: dict[str, Any]) -> None:
         save_checkpoint(state, self.run.checkpoint)
 
+    def _diverged_message(self) -> str:
+        cause = (f"With MAML that usually means the inner step diverges: lower inner_lr (now {self.config.inner_lr:g}) "
+                 "in a new run. " if self.config.method == "maml" else "")
+        return (f"the surrogate loss was not finite in the last {DIVERGED_AFTER} meta-iterations, so no update "
+                f"could be taken. {cause}Check too that the env's rewards and observations are finite.")
+
     def train_iteration(self) -> dict[str, Any]:
         """Sample, update once, and return this iteration's metrics."""
         start = time.perf_counter()
@@ -163,9 +178,13 @@ class Trainer:
                    desc="meta-training" if self.config.method == "maml" else f"training ({self.config.method})",
                    unit="it")
         board = MetricsBoard(self.run, self.iteration) if self.config.tensorboard else None
+        non_finite = 0
         try:
             while self.iteration < self.config.trained_iterations:
                 record = self.train_iteration()
+                non_finite = 0 if math.isfinite(record["loss_before"]) else non_finite + 1
+                if non_finite == DIVERGED_AFTER:
+                    raise TrainingDiverged(self._diverged_message())
                 append_metrics(record, self.run.metrics)
                 if board is not None:
                     board.log(record)

@@ -130,6 +130,9 @@ class MetaTRPO:
         distribution) to the first candidate that improves the surrogate within ``max_kl``; set the
         parameters there, or restore them if none does. Returns statistics of the step."""
         s = self.settings
+        if not (math.isfinite(loss_before) and bool(torch.isfinite(full_step).all())):
+            return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
+                    "line_search_steps": 0, "step_accepted": 0.0}  # no candidate can be judged
         param_list = list(self.policy.params().values())
         old_vector = parameters_to_vector(param_list).detach()
         fraction = 1.0

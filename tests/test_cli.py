@@ -217,3 +217,12 @@ def test_a_missing_checkpoint_of_a_later_run_stops_evaluate_before_any_evaluatio
     err = _one_line_error(capsys, ["evaluate", str(first), str(second), "--checkpoint", "final,1"])
     assert f"{second} has no snapshots/iteration-00001.pt" in err and evaluated == []
     assert "names no checkpoint" in _one_line_error(capsys, ["evaluate", str(first), "--checkpoint", ","])
+
+
+def test_training_whose_loss_stays_nan_stops_and_names_the_likely_cause(capsys, tmp_path):
+    run = tmp_path / "run"
+    err = _one_line_error(capsys, ["train", *TINY, "--inner-lr", "1e6", "--num-iterations", "50", "--run-dir",
+                                   str(run)])  # the adapted policies overflow: the meta-loss is nan from the start
+    assert "the surrogate loss was not finite in the last 5 meta-iterations" in err
+    assert "lower inner_lr (now 1e+06)" in err
+    assert len(read_metrics(run / "metrics.jsonl")) == 4

@@ -134,6 +134,21 @@ def test_trpo_restores_parameters_when_no_step_is_acceptable():
     assert torch.equal(parameters_to_vector(policy.parameters()).detach(), before)
 
 
+def test_a_non_finite_step_is_rejected_without_trying_candidates():
+    policy, meta_batch = _meta_batch(seed=3)
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings())
+    step, loss_before, old = meta.proposed_step(meta_batch)
+    before = parameters_to_vector(policy.parameters()).detach().clone()
+    tried = []
+    meta.loss_and_kl_at = lambda *args: tried.append(args)
+    nan_step = step.clone()
+    nan_step[0] = float("nan")
+    for full_step, loss in ((nan_step, loss_before), (step, float("nan")), (step * float("inf"), loss_before)):
+        stats = meta.line_search(meta_batch, full_step, loss, old)
+        assert stats["step_accepted"] == 0.0 and stats["line_search_steps"] == 0 and stats["kl"] == 0.0
+    assert tried == [] and torch.equal(parameters_to_vector(policy.parameters()).detach(), before)
+
+
 def _line_search_from_overlong_step(kl_rescale: bool, stretch: float = 1.3) -> tuple[dict, float]:
     """Run the line search from ``stretch`` times the proposed TRPO step (its KL about stretch^2
     times max_kl). Returns the statistics and max_kl."""

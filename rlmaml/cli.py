@@ -327,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    plot = sub.add_parser("plot", help="training curves of one or more runs as a PNG",
+    plot = sub.add_parser("plot", help="training curves of one or more runs as an image (PNG unless --output "
+                                       "names another format)",
                           description="Pre- and post-adaptation return, KL of the meta-update, seconds per "
                                       "iteration and (when episodes end before the horizon) steps per "
                                       "trajectory against meta-iteration, from each run's metrics.jsonl; "

@@ -33,3 +33,16 @@ def test_every_cli_flag_is_documented():
             for flag in action.option_strings:
                 if flag.startswith("--") and flag != "--help":
                     assert f"`{flag}" in README or f"{flag}`" in README or f", `{flag}`" in README, flag
+
+
+def test_the_python_example_runs(tmp_path, capsys):
+    section = README.split("## From Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    for old, new in (('"runs/from-python"', repr(str(tmp_path / "run"))), ('"num_iterations": 20', '"num_iterations": 2'),
+                     ("num_traj=20", "num_traj=2")):
+        assert old in code
+        code = code.replace(old, new)
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"after {k} steps" for k in range(4)]
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 2

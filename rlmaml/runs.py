@@ -92,8 +92,8 @@ class RunDir:
 
 def lock_run(run: RunDir) -> IO[bytes] | None:
     """Take the run folder's exclusive lock (``.lock``, released when the returned file is closed or
-    the process dies, even by ``kill -9``); ``RunError`` if another process holds it. No lock where
-    the platform lacks ``fcntl`` (Windows)."""
+    the process dies, even by ``kill -9``); ``RunError`` if another process holds it. No lock
+    (``None``) where the platform lacks ``fcntl`` (Windows) or the file system lacks locks."""
     if fcntl is None:
         return None
     try:
@@ -102,8 +102,10 @@ def lock_run(run: RunDir) -> IO[bytes] | None:
         raise RunWriteError(f"cannot write {run.path / '.lock'}: {error.strerror}") from None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError as error:
         handle.close()
+        if not isinstance(error, BlockingIOError):  # a file system without locks (some NFS set-ups)
+            return None
         raise RunError(f"{run.path} is being trained by another rlmaml process (or by an unclosed "
                        "Trainer in this one); wait for it to finish or stop it (Ctrl-C or kill PID "
                        "checkpoints) before resuming") from None

@@ -1,6 +1,7 @@
 """Reading a run folder's files back: torn writes are tolerated, damage is reported, never dropped."""
 
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -87,3 +88,11 @@ def test_a_lock_file_that_cannot_be_opened_is_a_one_line_error(tmp_path):
     (tmp_path / ".lock").mkdir()  # stands for a read-only folder, which root could still write
     with pytest.raises(RunWriteError, match=r"cannot write .*\.lock: Is a directory"):
         lock_run(RunDir(tmp_path))
+
+
+def test_a_file_system_without_locks_trains_unlocked(tmp_path, monkeypatch):
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert lock_run(RunDir(tmp_path)) is None

@@ -185,9 +185,10 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
     if not runs:
         raise ConfigError("give at least one run folder")
     require_evaluable(runs)
-    first = load_config(runs[0].config)
+    configs = {run: load_config(run.config) for run in runs}
+    first = configs[runs[0]]
     for run in runs[1:]:
-        other = load_config(run.config)
+        other = configs[run]
         if (other.env_id, other.env_kwargs) != (first.env_id, first.env_kwargs):
             raise ConfigError(f"{run.path} trains {other.env_id} {other.env_kwargs or ''}, but {runs[0].path} "
                               f"trains {first.env_id} {first.env_kwargs or ''}: compare runs of one task family")
@@ -198,7 +199,7 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
     seed = first.seed if settings.seed is None else settings.seed
     wanted = {}
     for run in runs:
-        wanted[run] = ["final"] if load_config(run.config).method == "random" else list(checkpoints)
+        wanted[run] = ["final"] if configs[run].method == "random" else list(checkpoints)
         for which in wanted[run]:
             existing_checkpoint(run, which)
     make_env(first.env_id, **first.env_kwargs).close()  # an env that cannot be made fails before the bar shows
@@ -206,7 +207,7 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
     with tqdm(total=sum(map(len, wanted.values())), desc="evaluating", unit="checkpoint",
               disable=not progress) as bar:
         for run, whiches in wanted.items():
-            with Trainer(load_config(run.config), run) as trainer:  # one sampler for all its checkpoints
+            with Trainer(configs[run], run) as trainer:  # one sampler for all its checkpoints
                 for which in whiches:
                     bar.set_postfix_str(f"{run.path.name}: {which}")
                     results.append(evaluate_checkpoint(run, which, settings, tasks, seed, trainer))

@@ -90,6 +90,10 @@ class RunDir:
                 raise RunError(f"{self.path} is not a complete rlmaml run: {getattr(self, name).name} is missing")
 
 
+def _cannot_write(path: Path, error: OSError) -> RunWriteError:
+    return RunWriteError(f"cannot write {path}: {error.strerror or error}")
+
+
 def lock_run(run: RunDir) -> IO[bytes] | None:
     """Take the run folder's exclusive lock (``.lock``, released when the returned file is closed or
     the process dies, even by ``kill -9``); ``RunError`` if another process holds it. No lock
@@ -99,7 +103,7 @@ def lock_run(run: RunDir) -> IO[bytes] | None:
     try:
         handle = (run.path / ".lock").open("ab")
     except OSError as error:
-        raise RunWriteError(f"cannot write {run.path / '.lock'}: {error.strerror}") from None
+        raise _cannot_write(run.path / ".lock", error) from None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
@@ -125,7 +129,7 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
-        raise RunWriteError(f"cannot write {path}: {error.strerror}") from None
+        raise _cannot_write(path, error) from None
     try:
         os.chmod(tmp, _file_mode())
         with os.fdopen(fd, "wb") as handle:
@@ -136,7 +140,7 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise RunWriteError(f"cannot write {path}: {error.strerror or error}") from None
+            raise _cannot_write(path, error) from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -231,4 +235,4 @@ def append_metrics(record: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:
-        raise RunWriteError(f"cannot write {path}: {error.strerror or error}") from None
+        raise _cannot_write(path, error) from None

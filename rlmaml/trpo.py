@@ -58,6 +58,12 @@ class MetaBatch:
     valid: Batch
 
 
+def _rejected(loss_before: float, line_search_steps: int) -> dict[str, float]:
+    """Statistics of a meta-step that left the parameters where they were."""
+    return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
+            "line_search_steps": line_search_steps, "step_accepted": 0.0}
+
+
 class MetaTRPO:
     """Second-order (or first-order) MAML with a TRPO outer step on ``policy``'s parameters."""
 
@@ -131,8 +137,7 @@ class MetaTRPO:
         parameters there, or restore them if none does. Returns statistics of the step."""
         s = self.settings
         if not (math.isfinite(loss_before) and bool(torch.isfinite(full_step).all())):
-            return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
-                    "line_search_steps": 0, "step_accepted": 0.0}  # no candidate can be judged
+            return _rejected(loss_before, line_search_steps=0)  # no candidate can be judged
         param_list = list(self.policy.params().values())
         old_vector = parameters_to_vector(param_list).detach()
         fraction = 1.0
@@ -144,8 +149,7 @@ class MetaTRPO:
                         "line_search_steps": steps, "step_accepted": 1.0}
             fraction *= self._backtrack_factor(improved, new_kl)
         vector_to_parameters(old_vector, param_list)
-        return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
-                "line_search_steps": s.line_search_steps, "step_accepted": 0.0}
+        return _rejected(loss_before, s.line_search_steps)
 
     def _backtrack_factor(self, improved: bool, kl: float) -> float:
         """How much to shrink a rejected candidate's step: to the KL bound's scale when the candidate

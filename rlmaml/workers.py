@@ -100,7 +100,8 @@ class RolloutWorkers:
             start, stop = int(index[0]), int(index[-1]) + 1
             conn.send((policy, _task_slice(params, start, stop), list(tasks[start:stop]), num_traj,
                        noise[:, start:stop].contiguous(), seeds[start * num_traj:stop * num_traj]))
-        replies = [self._receive(number, conn) for number, conn in enumerate(used)]  # all, so no pipe keeps a stale reply
+        # every reply is read before raising, so no pipe keeps a stale one for the next rollout
+        replies = [self._receive(number, conn) for number, conn in enumerate(used)]
         for number, (status, payload) in enumerate(replies):
             if status != "ok":
                 raise RolloutWorkerError(f"rollout worker {number} failed while sampling {self._env_id}; "

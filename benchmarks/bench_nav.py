@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 import rlmaml
-from rlmaml.cli import parse_set
+from rlmaml.commands import parse_set
 from rlmaml.config import ConfigError, resolve
 from rlmaml.trainer import Trainer
 

@@ -21,7 +21,7 @@ import csv
 import itertools
 from pathlib import Path
 
-from rlmaml.cli import print_evaluation
+from rlmaml.commands import print_evaluation
 from rlmaml.config import load_config
 from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks
 from rlmaml.report import plot_adaptation, write_csv

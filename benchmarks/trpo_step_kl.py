@@ -23,7 +23,8 @@ from pathlib import Path
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.config import load_config
-from rlmaml.runs import RunDir, load_checkpoint, restore_policy
+from rlmaml.checkpoints import load_checkpoint, restore_policy
+from rlmaml.runs import RunDir
 from rlmaml.trainer import Trainer, sample_meta_batch
 from rlmaml.trpo import MetaTRPO
 

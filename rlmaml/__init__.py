@@ -6,6 +6,7 @@ Importing the package registers its task families in the Gymnasium namespace ``r
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _map_source_envs() -> None:
@@ -27,8 +28,16 @@ _map_source_envs()
 
 from rlmaml import envs as envs  # noqa: E402  (registers rlmaml/... ids with Gymnasium)
 from rlmaml.config import TrainConfig  # noqa: E402
-from rlmaml.policy import GaussianMLPPolicy  # noqa: E402
-from rlmaml.sampling import TaskSampler  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["GaussianMLPPolicy", "TaskSampler", "TrainConfig", "__version__", "envs"]
+
+_TORCH_CLASSES = {"GaussianMLPPolicy": "rlmaml.policy", "TaskSampler": "rlmaml.sampling"}
+
+
+def __getattr__(name: str) -> Any:
+    """The classes built on torch are imported on first use, so that importing the package (and
+    with it ``rlmaml --help``) does not wait seconds for torch."""
+    if name in _TORCH_CLASSES:
+        return getattr(importlib.import_module(_TORCH_CLASSES[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

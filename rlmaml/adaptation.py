@@ -10,6 +10,7 @@ from torch import Tensor
 
 from rlmaml.advantages import with_advantages
 from rlmaml.batch import Batch
+from rlmaml.config import INNER_OBJECTIVES
 from rlmaml.policy import GaussianMLPPolicy, Params, per_task_params
 from rlmaml.sampling import TaskSampler
 from rlmaml.tasks import Task
@@ -19,10 +20,6 @@ def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
     """Mean over each task's valid entries: values and mask [N, ...] -> [N]."""
     dims = tuple(range(1, values.dim()))
     return (values * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)
-
-
-INNER_OBJECTIVES = ("reinforce", "lvc")
-"""Inner-step surrogates (see ``inner_loss``)."""
 
 
 def inner_loss(policy: GaussianMLPPolicy, params: Params, batch: Batch, objective: str = "reinforce") -> Tensor:

@@ -1,30 +1,14 @@
-"""The ``rlmaml`` command: train, evaluate, envs, check-env."""
+"""The ``rlmaml`` command line: its parser, free of torch so that ``--help`` and usage errors answer at
+once, and ``main``, which loads the commands (``rlmaml.commands``) only once the arguments parse."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-
-from rlmaml.adaptation import INNER_OBJECTIVES
-from rlmaml.checks import FAIL, describe, run_checks
-from rlmaml.config import (DEFAULT_PRESET, FIELDS, METHODS, PRESETS, ConfigError, load_config, read_config_file,
-                           resolve)
-from rlmaml.evaluation import TASK_SETS, EvalSettings, evaluate_runs, require_evaluable
-from rlmaml.plugins import all_families
-from rlmaml.report import figure_format, plot_adaptation, plot_training, write_csv
-from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, read_metrics, write_json
-from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
-from rlmaml.trpo import HVP_ADAPTATIONS
-from rlmaml.trainer import Trainer, TrainingDiverged
-from rlmaml.workers import RolloutWorkerError
-
-USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError, RolloutWorkerError, TrainingDiverged)
+from rlmaml.config import DEFAULT_PRESET, HVP_ADAPTATIONS, INNER_OBJECTIVES, METHODS, PRESETS, TASK_SETS
 
 
 def seed_arg(text: str) -> int:
@@ -58,224 +42,6 @@ FLAG_CHOICES: dict[str, tuple[str, ...]] = {"method": METHODS, "hvp_adaptation":
                                             "inner_objective": INNER_OBJECTIVES}
 
 
-def parse_set(item: str) -> tuple[str, Any]:
-    """``FIELD=VALUE`` with VALUE read as JSON when it parses, else as a string."""
-    name, sep, raw = item.partition("=")
-    if not sep or name not in FIELDS:
-        raise ConfigError(f"--set expects FIELD=VALUE with a config field, got {item!r}")
-    try:
-        return name, json.loads(raw)
-    except json.JSONDecodeError:
-        return name, raw
-
-
-def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = dict(parse_set(item) for item in args.set)
-    for _, field, _ in TRAIN_FLAGS:
-        value = getattr(args, field)
-        if value is not None:
-            overrides[field] = value
-    if args.hidden_sizes is not None:
-        try:
-            overrides["hidden_sizes"] = [int(h) for h in args.hidden_sizes.split(",")]
-        except ValueError:
-            raise ConfigError(f"--hidden-sizes expects integers like 100,100, got {args.hidden_sizes!r}") from None
-    if args.first_order:
-        overrides["first_order"] = True
-    if args.tensorboard:
-        overrides["tensorboard"] = True
-    return overrides
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    if args.resume is not None:
-        changed = set(_train_overrides(args)) - {"num_iterations"}
-        if args.config or args.preset or args.run_dir or changed:
-            raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
-        trainer = Trainer.resume(args.resume, args.num_iterations)
-        total = trainer.config.trained_iterations
-        if trainer.iteration < total:
-            print(f"Resuming {args.resume} at iteration {trainer.iteration} of {total}")
-        else:
-            print(f"{args.resume} has trained all {total} iterations (raise --num-iterations to train on)")
-    else:
-        file_values = read_config_file(args.config) if args.config else {}
-        config = resolve(args.preset, file_values, _train_overrides(args))
-        name = args.preset or DEFAULT_PRESET
-        if config.method != "maml":
-            name = f"{name}-{config.method}"
-        run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        try:
-            trainer = Trainer.create(config, run_dir)
-        except EnvKwargsError as error:
-            raise EnvKwargsError(f"{error} (env_kwargs come from the preset, then the config file, then --set; "
-                                 "`--set 'env_kwargs={}'` clears them)") from None
-        if config.method == "random":
-            print(f"Random-initialisation baseline for {config.env_id}: nothing to train; run folder {run_dir}")
-        else:
-            what = "meta-training (MAML)" if config.method == "maml" else f"training the {config.method} baseline"
-            steps = f", {len(config.inner_lrs)} inner step(s)" if config.method == "maml" else ""
-            print(f"{config.env_id}: {what}, {config.num_iterations} iterations, {config.num_tasks} tasks x "
-                  f"{config.num_traj} trajectories{steps}; run folder {run_dir}")
-    run = trainer.run
-    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill checkpoints like Ctrl-C
-    with trainer:  # its rollout workers and the run folder's lock are released before evaluating
-        try:
-            trainer.train(progress=not args.no_progress)
-        except KeyboardInterrupt:
-            print(f"\nInterrupted at iteration {trainer.iteration}; checkpoint saved. "
-                  f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
-            return 130
-        except (RunWriteError, RolloutWorkerError) as error:
-            stopped = (f"Training stopped at iteration {trainer.iteration}; the run keeps its last checkpoint. "
-                       f"Once the cause is fixed, continue with: rlmaml train --resume {run.path}")
-            raise type(error)(f"{error}. {stopped}" if isinstance(error, RunWriteError) else f"{error}\n{stopped}"
-                              ) from None
-    records = read_metrics(run.metrics)
-    if records:
-        last = records[-1]
-        if trainer.config.method == "maml":
-            print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} before adaptation, "
-                  f"{last['post_return']:.2f} after {len(trainer.config.inner_lrs)} step(s).")
-        else:
-            print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} "
-                  f"({trainer.config.method} trains without adaptation).")
-    if not args.no_evaluate:
-        try:
-            evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj),
-                                run.path, progress=not args.no_progress)
-        except KeyboardInterrupt:
-            print(f"\nInterrupted during the closing evaluation; the trained run in {run.path} is complete. "
-                  f"Evaluate it with: rlmaml evaluate {run.path}", file=sys.stderr)
-            return 130
-    files = ", ".join(sorted(p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith(".")))
-    print(f"Results in {run.path}/: {files}")
-    print(f"Evaluate again with: rlmaml evaluate {run.path}")
-    return 0
-
-
-def _cell(row: dict[str, float], width: int) -> str:
-    return f"{row['mean']:.2f} ± {row['stderr']:.2f}".rjust(width)
-
-
-def print_evaluation(evaluation: dict[str, Any]) -> None:
-    """The evaluation as text tables: mean ± standard error over tasks after each number of steps."""
-    results = evaluation["results"]
-    print(f"{evaluation['env_id']}: {evaluation['num_tasks']} {evaluation['task_set']} tasks (of "
-          f"{evaluation['tasks_from']}) x {evaluation['num_traj']} trajectories per step, seed {evaluation['seed']}")
-    width = max(len(r["label"]) for r in results) + 2
-    num_steps = max(len(r["summary"]) for r in results)
-    for key, title, cell in (("summary", "return", 16), ("success_summary", "success rate", 12)):
-        if not any(key in r for r in results):
-            continue
-        print(f"{title + ' after K steps':{width}s}" + "".join(f"  {f'K={k}':>{cell}s}" for k in range(num_steps))
-              + "  step sizes")
-        for r in results:
-            if key in r:
-                blanks = " " * (cell + 2) * (num_steps - len(r[key]))  # the oracle: one column
-                print(f"{r['label']:{width}s}" + "".join(f"  {_cell(row, cell)}" for row in r[key]) + blanks
-                      + "  " + (", ".join(f"{lr:g}" for lr in r["step_sizes"]) or "none"))
-
-
-def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
-                        task_set: str = "test", num_tasks: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``."""
-    make_output_dir(out_dir)  # before the evaluation, which can take minutes
-    evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
-    print_evaluation(evaluation)
-    write_json(evaluation, out_dir / "evaluation.json")
-    write_csv(evaluation, out_dir / "evaluation.csv")
-    plot_adaptation(evaluation, out_dir / "evaluation.png")
-    print(f"Wrote {out_dir}/evaluation.json, evaluation.csv and evaluation.png")
-    return evaluation
-
-
-def _distinct_runs(paths: Sequence[Path]) -> list[RunDir]:
-    """One RunDir per folder, in the order given, however often (or by whatever path) it is named."""
-    by_folder: dict[Path, Path] = {}
-    for path in paths:
-        by_folder.setdefault(path.resolve(), path)
-    return [RunDir(path) for path in by_folder.values()]
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed)
-    runs = _distinct_runs(args.run_dirs)
-    require_evaluable(runs)  # before the output folder is made, which may be a run's own
-    checkpoints = list(dict.fromkeys(c.strip() for c in args.checkpoint.split(",") if c.strip()))
-    if not checkpoints:
-        raise ConfigError("--checkpoint names no checkpoint; give final, best or an iteration number")
-    for which in checkpoints:
-        runs[0].checkpoint_for(which)  # rejects anything but final, best or an iteration number
-    if args.out_dir is not None:
-        out_dir = args.out_dir
-    elif len(runs) == 1:
-        out_dir = runs[0].path
-    else:
-        out_dir = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks, not args.no_progress)
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    runs = _distinct_runs(args.run_dirs)
-    curves = []
-    for run in runs:
-        run.require("metrics")
-        curves.append((run.path.name, read_metrics(run.metrics)))
-    if not any(records for _, records in curves):
-        methods = {load_config(run.config).method for run in runs if run.config.is_file()}
-        if methods == {"random"}:
-            raise RunError("nothing to plot: a random-initialisation run does not train (compare it with "
-                           "`rlmaml evaluate`)")
-        raise RunError("no metrics to plot yet: the runs have not finished an iteration")
-    if args.smooth < 1:
-        raise ConfigError("--smooth must be >= 1")
-    output = args.output or (runs[0].path / "training.png" if len(runs) == 1 else Path("training-curves.png"))
-    try:
-        figure_format(output)
-    except ValueError as error:
-        raise ConfigError(f"--output {output}: {error}") from None
-    make_output_dir(output.parent)
-    plot_training(curves, output, args.smooth)
-    print(f"Wrote {output}")
-    return 0
-
-
-def cmd_envs(args: argparse.Namespace) -> int:
-    families, failures = all_families()
-    width = max(len(family.env_id) for family in families) + 2
-    for family in families:
-        source = "" if family.source == "rlmaml" else f"  [plugin {family.source}]"
-        print(f"{family.env_id:{width}s}{family.summary}{source}")
-    for failure in failures:
-        print(f"rlmaml: warning: plugin {failure.name!r} failed to load: {failure.reason}", file=sys.stderr)
-    return 0
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"--kwargs must be a JSON object, e.g. '{{\"action_mode\": \"clip\"}}': {error}") from None
-    if not isinstance(value, dict):
-        raise ConfigError("--kwargs must be a JSON object")
-    return value
-
-
-def cmd_check_env(args: argparse.Namespace) -> int:
-    results = run_checks(args.env_id, _json_object(args.kwargs), args.seed)
-    width = max(len(result.name) for result in results) + 2
-    for result in results:
-        print(f"{result.status.upper():5s} {result.name:{width}s}{result.detail}")
-    print(describe(args.env_id, results))
-    return 1 if any(result.status == FAIL for result in results) else 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlmaml", description="Meta-reinforcement learning with MAML.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,7 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
                        help="set any config field (VALUE as JSON), e.g. --set cg_damping=1e-3")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-evaluate", action="store_true", help="skip the evaluation after training")
-    train.set_defaults(handler=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="return after 0..K inner steps on held-out tasks, for one or more runs",
                               description="Adapt each run's policy on the same held-out tasks (the first run's) and "
@@ -325,7 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out-dir", type=Path,
                           help="output folder (default: the run folder for one run, runs/compare-<time> for several)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
-    evaluate.set_defaults(handler=cmd_evaluate)
 
     plot = sub.add_parser("plot", help="training curves of one or more runs as an image (PNG unless --output "
                                        "names another format)",
@@ -339,10 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="image file, PNG unless its suffix names another format (.pdf, .svg, ...); default "
                            "RUN_DIR/training.png for one run, ./training-curves.png for several")
     plot.add_argument("--smooth", type=int, default=10, help="moving-average window in iterations (default 10)")
-    plot.set_defaults(handler=cmd_plot)
 
-    envs = sub.add_parser("envs", help="list the task families (built in and from installed plugins)")
-    envs.set_defaults(handler=cmd_envs)
+    sub.add_parser("envs", help="list the task families (built in and from installed plugins)")
 
     check = sub.add_parser("check-env", help="check an env against Gymnasium's API and the task protocol",
                            description="Run Gymnasium's env checker and the rlmaml task-protocol checks on an env "
@@ -350,20 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("env_id", metavar="ID", help="registered id or module:id, e.g. my_pkg.envs:my/Task-v0")
     check.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments for gymnasium.make")
     check.add_argument("--seed", type=seed_arg, default=0, help="seed for tasks, resets and actions (default 0)")
-    check.set_defaults(handler=cmd_check_env)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.append(str(Path.cwd()))  # module:id envs import from the current folder, as with python -m
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
-    except USER_ERRORS as error:
-        print(f"rlmaml: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:  # evaluate, plot, check-env: nothing to save, so no traceback either
+        from rlmaml.commands import run_command  # torch loads here, in seconds: after --help and usage errors
+
+        return run_command(args)
+    except KeyboardInterrupt:  # evaluate, plot, check-env, or the import: nothing to save, so no traceback
         print("\nrlmaml: interrupted", file=sys.stderr)
         return 130

@@ -1,4 +1,6 @@
-"""Training configuration: a frozen dataclass, presets, and reading/writing it as JSON or TOML."""
+"""Training configuration: a frozen dataclass, presets, and reading/writing it as JSON or TOML.
+
+Free of torch, like everything the command-line parser reads, so that ``rlmaml --help`` answers at once."""
 
 from __future__ import annotations
 
@@ -10,9 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlmaml.adaptation import INNER_OBJECTIVES
 from rlmaml.runs import write_json
-from rlmaml.trpo import HVP_ADAPTATIONS, TRPOSettings
 
 
 class ConfigError(ValueError):
@@ -21,6 +21,30 @@ class ConfigError(ValueError):
 
 METHODS = ("maml", "pretrained", "oracle", "random")
 """MAML and the paper's comparison methods (see ``TrainConfig.method``)."""
+
+INNER_OBJECTIVES = ("reinforce", "lvc")
+"""Inner-step surrogates (see ``TrainConfig.inner_objective`` and ``rlmaml.adaptation.inner_loss``)."""
+
+HVP_ADAPTATIONS = ("subsample", "full", "first-order")
+"""What the adaptation inside the curvature's KL sees (see ``TrainConfig.hvp_adaptation``)."""
+
+TASK_SETS = ("test", "validation")
+"""The tasks ``rlmaml evaluate`` can adapt on: the run's recorded held-out tasks, or validation tasks."""
+
+
+@dataclass(frozen=True)
+class TRPOSettings:
+    """Outer-loop TRPO settings; TrainConfig.trpo builds them and documents each field's meaning
+    and default."""
+
+    max_kl: float
+    cg_iterations: int
+    cg_damping: float
+    line_search_ratio: float
+    line_search_steps: int
+    hvp_traj_fraction: float
+    hvp_adaptation: str
+    line_search_kl_rescale: bool
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,6 @@
-"""The run folder: where config, metrics, checkpoints and held-out tasks live, written safely."""
+"""The run folder: where config, metrics, checkpoints and held-out tasks live, written safely.
+
+Free of torch (checkpoints' contents are ``rlmaml.checkpoints``), so the command-line parser can use it."""
 
 from __future__ import annotations
 
@@ -8,8 +10,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable
-
-import torch
 
 try:
     import fcntl
@@ -123,7 +123,7 @@ def _file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write via a temporary file in the same folder, fsync, then rename over ``path``;
     ``RunWriteError`` if that fails, with ``path`` untouched."""
     try:
@@ -151,34 +151,7 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 def write_file(data: bytes, path: Path) -> None:
     """Atomically replace ``path`` with ``data`` (``RunWriteError`` if it cannot be written)."""
-    _atomic_write(path, lambda handle: handle.write(data))
-
-
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Atomically save a checkpoint of tensors and plain containers."""
-    _atomic_write(path, lambda handle: torch.save(state, handle))
-
-
-def load_checkpoint(path: Path, keys: tuple[str, ...] = ("iteration", "policy")) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``) that holds ``keys``."""
-    try:
-        state = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:
-        raise RunError(f"cannot read checkpoint {path}: {error}") from None
-    if not isinstance(state, dict) or not set(keys) <= set(state):
-        raise RunError(f"{path} is not a checkpoint with {', '.join(keys)}; the file was changed or damaged")
-    return state
-
-
-def restore_policy(policy: torch.nn.Module, state: dict[str, Any], path: Path) -> None:
-    """Put the parameters of checkpoint ``state`` (read from ``path``) into ``policy``; ``RunError``
-    if they do not fit the policy the run's config.json describes."""
-    try:
-        policy.load_state_dict(state["policy"])
-    except (RuntimeError, TypeError) as error:
-        first = str(error).strip().splitlines()[-1].strip()
-        raise RunError(f"{path} does not fit the policy of the run's config.json ({first}); "
-                       "the file was changed or damaged") from None
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def write_json(value: Any, path: Path) -> None:

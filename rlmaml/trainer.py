@@ -14,8 +14,9 @@ from tqdm.auto import tqdm
 from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (RunDir, RunError, append_metrics, load_checkpoint, lock_run, make_output_dir,
-                         restore_policy, save_checkpoint, truncate_metrics, write_file, write_json)
+from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
+from rlmaml.runs import (RunDir, RunError, append_metrics, lock_run, make_output_dir, truncate_metrics, write_file,
+                         write_json)
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task

@@ -19,6 +19,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.adaptation import adapt, masked_task_mean
 from rlmaml.batch import Batch
+from rlmaml.config import TRPOSettings
 from rlmaml.optim import conjugate_gradient
 from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 
@@ -30,25 +31,6 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
 
 KL_RESCALE_TARGET = 0.9
 """With ``line_search_kl_rescale``, the fraction of ``max_kl`` a KL-rescaled candidate aims at."""
-
-HVP_ADAPTATIONS = ("subsample", "full", "first-order")
-"""What the adaptation inside the curvature's KL sees (see ``MetaTRPO._hessian_vector_product``)."""
-
-
-@dataclass(frozen=True)
-class TRPOSettings:
-    """Outer-loop TRPO settings; TrainConfig.trpo builds them and documents each field's meaning
-    and default."""
-
-    max_kl: float
-    cg_iterations: int
-    cg_damping: float
-    line_search_ratio: float
-    line_search_steps: int
-    hvp_traj_fraction: float
-    hvp_adaptation: str
-    line_search_kl_rescale: bool
-
 
 @dataclass(frozen=True)
 class MetaBatch:

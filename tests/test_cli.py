@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rlmaml import cli, evaluation
+from rlmaml import commands, evaluation
 from rlmaml import trainer as trainer_module
 from rlmaml.cli import main
 from rlmaml.runs import RunWriteError, read_metrics
@@ -132,11 +132,31 @@ def test_help_lists_commands():
     assert exit_info.value.code == 0
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["train", "--preset", "x"]])
+def test_help_and_usage_errors_do_not_wait_for_torch(argv):
+    # torch takes seconds to import; the parser must answer without it (and without matplotlib)
+    script = ("import sys\nfrom rlmaml.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+              "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'matplotlib', 'tqdm'}))")
+    result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_ctrl_c_while_the_commands_load_exits_quietly(capsys, monkeypatch):
+    class Interrupting:
+        def __getattr__(self, name):
+            raise KeyboardInterrupt  # as a Ctrl-C during ``from rlmaml.commands import ...`` would
+
+    monkeypatch.setitem(sys.modules, "rlmaml.commands", Interrupting())
+    assert main(["envs"]) == 130
+    assert capsys.readouterr().err.strip() == "rlmaml: interrupted"
+
+
 def test_ctrl_c_outside_training_exits_quietly(capsys, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "evaluate_and_report", interrupted)
+    monkeypatch.setattr(commands, "evaluate_and_report", interrupted)
     run = tmp_path / "run"
     assert main(["train", *TINY, "--run-dir", str(run), "--no-progress"]) == 130
     err = capsys.readouterr().err

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from rlmaml.cli import main
-from rlmaml.runs import RunDir, load_checkpoint
+from rlmaml.checkpoints import load_checkpoint
+from rlmaml.runs import RunDir
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nav_noise_floor.py"
 

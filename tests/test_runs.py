@@ -11,8 +11,8 @@ import torch
 
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (RunDir, RunError, RunWriteError, load_checkpoint, lock_run, read_metrics, restore_policy,
-                         save_checkpoint, write_file)
+from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
+from rlmaml.runs import RunDir, RunError, RunWriteError, lock_run, read_metrics, write_file
 
 
 def _records(count):

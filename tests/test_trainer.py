@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from rlmaml.config import TrainConfig, load_config
-from rlmaml.runs import RunDir, RunError, load_checkpoint, read_metrics
+from rlmaml.checkpoints import load_checkpoint
+from rlmaml.runs import RunDir, RunError, read_metrics
 from rlmaml.trainer import Trainer
 
 TINY = dict(num_tasks=3, num_traj=4, horizon=10, hidden_sizes=(8,), num_iterations=4, num_eval_tasks=5, seed=3)

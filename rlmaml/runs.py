@@ -5,6 +5,7 @@ Free of torch (checkpoints' contents are ``rlmaml.checkpoints``), so the command
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -154,9 +155,26 @@ def write_file(data: bytes, path: Path) -> None:
     atomic_write(path, lambda handle: handle.write(data))
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every nan or infinity (a diverged loss, the standard error of one task) replaced
+    by None: Python's JSON writes them as NaN and Infinity, which strict readers (jq, JavaScript) reject."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = None) -> str:
+    """``value`` as strict JSON, with null where a number is nan or infinite."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False)
+
+
 def write_json(value: Any, path: Path) -> None:
-    """Atomically write ``value`` as indented JSON."""
-    write_file((json.dumps(value, indent=2) + "\n").encode(), path)
+    """Atomically write ``value`` as indented strict JSON (nan and infinities as null)."""
+    write_file((json_text(value, indent=2) + "\n").encode(), path)
 
 
 def _read_text(path: Path) -> str:
@@ -176,7 +194,8 @@ def read_json(path: Path) -> Any:
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """All records of a metrics.jsonl file. A torn last line (a run killed while appending) is
-    ignored; any other line that is not a JSON object raises ``RunError`` rather than being dropped."""
+    ignored; any other line that is not a JSON object raises ``RunError`` rather than being dropped.
+    A null (a number that was nan or infinite when written) reads as nan."""
     if not path.is_file():
         return []
     lines = _read_text(path).splitlines()
@@ -190,21 +209,21 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
             if number == len(lines):
                 break
             raise RunError(f"{path} line {number} is not a metrics record; the file was changed or damaged")
-        records.append(record)
+        records.append({key: math.nan if value is None else value for key, value in record.items()})
     return records
 
 
 def truncate_metrics(path: Path, num_iterations: int) -> None:
     """Keep only the records of the first ``num_iterations`` iterations (used on resume)."""
     kept = [r for r in read_metrics(path) if r["iteration"] < num_iterations]
-    write_file("".join(json.dumps(r) + "\n" for r in kept).encode(), path)
+    write_file("".join(json_text(r) + "\n" for r in kept).encode(), path)
 
 
 def append_metrics(record: dict[str, Any], path: Path) -> None:
     """Append one record as a line; a line torn by a failed write is the last and is ignored on read."""
     try:
         with path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json_text(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
     except OSError as error:

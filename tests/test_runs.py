@@ -3,16 +3,18 @@
 import errno
 import fcntl
 import json
+import math
 import os
 import stat
 
 import pytest
 import torch
 
+from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
-from rlmaml.runs import RunDir, RunError, RunWriteError, lock_run, read_metrics, write_file
+from rlmaml.runs import (RunDir, RunError, RunWriteError, append_metrics, lock_run, read_metrics, truncate_metrics,
+                         write_file, write_json)
 
 
 def _records(count):
@@ -33,6 +35,28 @@ def test_a_damaged_line_before_the_last_is_an_error_not_a_silent_cut(tmp_path, b
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(RunError, match="metrics.jsonl line 2 is not a metrics record"):
         read_metrics(path)
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_and_infinity_are_written_as_null_and_metrics_read_them_back_as_nan(tmp_path):
+    write_json({"stderr": float("nan"), "per_task": [float("inf"), -1.5], "nested": {"x": float("-inf")}},
+               tmp_path / "e.json")
+    assert _strict_json((tmp_path / "e.json").read_text()) == {"stderr": None, "per_task": [None, -1.5],
+                                                                "nested": {"x": None}}
+    metrics = tmp_path / "metrics.jsonl"
+    for i in range(3):
+        append_metrics({"iteration": i, "loss_before": float("nan") if i else 0.5}, metrics)
+    truncate_metrics(metrics, 2)
+    assert [_strict_json(line) for line in metrics.read_text().splitlines()] == [
+        {"iteration": 0, "loss_before": 0.5}, {"iteration": 1, "loss_before": None}]
+    first, second = read_metrics(metrics)
+    assert first["loss_before"] == 0.5 and math.isnan(second["loss_before"])
 
 
 @pytest.mark.parametrize("content", ['{"tasks": 5}', '[{"goal": [0, 0]}]', '{"tasks": []}', '{"tasks": [1, 2]}',

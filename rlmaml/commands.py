@@ -16,7 +16,7 @@ from rlmaml.config import DEFAULT_PRESET, FIELDS, ConfigError, load_config, read
 from rlmaml.evaluation import EvalSettings, evaluate_runs, require_evaluable
 from rlmaml.plugins import all_families
 from rlmaml.report import figure_format, plot_adaptation, plot_training, write_csv
-from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, read_metrics, write_json
+from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, output_dir, read_metrics, write_json
 from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
 from rlmaml.trainer import Trainer, TrainingDiverged
 from rlmaml.workers import RolloutWorkerError
@@ -150,8 +150,8 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
                         task_set: str = "test", num_tasks: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``."""
-    make_output_dir(out_dir)  # before the evaluation, which can take minutes
-    evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
+    with output_dir(out_dir):  # made before the evaluation, which can take minutes; removed if it fails
+        evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
     print_evaluation(evaluation)
     write_json(evaluation, out_dir / "evaluation.json")
     write_csv(evaluation, out_dir / "evaluation.csv")

@@ -8,9 +8,10 @@ import json
 import math
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Callable
+from typing import IO, Any, BinaryIO, Callable, Iterator
 
 try:
     import fcntl
@@ -35,6 +36,23 @@ def make_output_dir(path: Path) -> None:
         raise RunError(f"cannot create output folder {path}: {error.strerror}") from None
     if not os.access(path, os.W_OK):
         raise RunError(f"cannot write to output folder {path}: permission denied")
+
+
+@contextmanager
+def output_dir(path: Path) -> Iterator[None]:
+    """Make ``path`` as ``make_output_dir`` does before work that fills it; if the work fails (or is
+    interrupted) before writing a file there, remove the empty folders this made."""
+    made = [folder for folder in (path, *path.parents) if not folder.exists()]  # innermost first
+    make_output_dir(path)
+    try:
+        yield
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()  # only if empty
+            except OSError:
+                break
+        raise
 
 
 @dataclass(frozen=True)

@@ -135,7 +135,8 @@ def test_held_out_tasks_never_overlap_training_or_validation_tasks(runs):
     assert not training & set(test) and not training & set(validation) and not set(test) & set(validation)
 
 
-def test_comparing_runs_of_different_families_is_a_one_line_error(runs, tmp_path, capsys):
+def test_comparing_runs_of_different_families_is_a_one_line_error(runs, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a comparison's default output folder runs/compare-<time> would go
     other = tmp_path / "clip"
     main(["train", *TINY, "--set", 'env_kwargs={"action_mode": "clip"}', "--run-dir", str(other)])
     capsys.readouterr()
@@ -147,6 +148,7 @@ def test_comparing_runs_of_different_families_is_a_one_line_error(runs, tmp_path
     capsys.readouterr()
     assert main(["evaluate", str(runs["maml"]), str(longer)]) == 2
     assert f"{longer} has horizon 12, but {runs['maml']} has 10" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # a refused comparison leaves no empty output folder behind
 
 
 def test_plot_writes_training_curves_of_several_runs(runs, tmp_path, capsys):

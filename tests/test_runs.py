@@ -13,8 +13,8 @@ import torch
 from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (RunDir, RunError, RunWriteError, append_metrics, lock_run, read_metrics, truncate_metrics,
-                         write_file, write_json)
+from rlmaml.runs import (RunDir, RunError, RunWriteError, append_metrics, lock_run, output_dir, read_metrics,
+                         truncate_metrics, write_file, write_json)
 
 
 def _records(count):
@@ -120,3 +120,23 @@ def test_a_file_system_without_locks_trains_unlocked(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     assert lock_run(RunDir(tmp_path)) is None
+
+
+def test_an_output_folder_made_for_work_that_fails_is_removed_unless_it_holds_files(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with output_dir(tmp_path / "a" / "b" / "c"):
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []  # all three levels it made are gone
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(RunError):
+        with output_dir(tmp_path / "kept" / "new"):
+            (tmp_path / "kept" / "new" / "partial.csv").write_text("x")
+            raise RunError("failed after writing")
+    assert (tmp_path / "kept" / "new" / "partial.csv").exists()
+    with pytest.raises(RunError):
+        with output_dir(tmp_path / "kept"):
+            raise RunError("failed")
+    assert (tmp_path / "kept").is_dir()  # it existed before
+    with output_dir(tmp_path / "ok"):
+        pass
+    assert (tmp_path / "ok").is_dir()

@@ -41,3 +41,7 @@ def __getattr__(name: str) -> Any:
     if name in _TORCH_CLASSES:
         return getattr(importlib.import_module(_TORCH_CLASSES[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_TORCH_CLASSES))

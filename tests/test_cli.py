@@ -142,6 +142,14 @@ def test_help_and_usage_errors_do_not_wait_for_torch(argv):
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_the_package_loads_its_torch_classes_on_first_use():
+    script = ("import sys, rlmaml\nbefore = 'torch' in sys.modules\nfrom rlmaml import GaussianMLPPolicy, TaskSampler\n"
+              "print(before, 'torch' in sys.modules, GaussianMLPPolicy.__module__, TaskSampler.__module__,\n"
+              "      'GaussianMLPPolicy' in dir(rlmaml), hasattr(rlmaml, 'NoSuchName'))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.split() == ["False", "True", "rlmaml.policy", "rlmaml.sampling", "True", "False"], result.stderr
+
+
 def test_ctrl_c_while_the_commands_load_exits_quietly(capsys, monkeypatch):
     class Interrupting:
         def __getattr__(self, name):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from rlmaml.config import load_config
 from rlmaml.checkpoints import load_checkpoint, restore_policy
+from rlmaml.config import load_config
 from rlmaml.runs import RunDir
 from rlmaml.trainer import Trainer, sample_meta_batch
 from rlmaml.trpo import MetaTRPO

@@ -10,13 +10,13 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from rlmaml.adaptation import sample_adaptation_batches
+from rlmaml.checkpoints import load_checkpoint, restore_policy
 from rlmaml.config import TASK_SETS, ConfigError, TrainConfig, load_config
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.checkpoints import load_checkpoint, restore_policy
 from rlmaml.runs import RunDir, RunError, read_json
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng

@@ -12,9 +12,9 @@ import torch
 from tqdm.auto import tqdm
 
 from rlmaml.adaptation import sample_adaptation_batches
+from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.runs import (RunDir, RunError, append_metrics, lock_run, make_output_dir, truncate_metrics, write_file,
                          write_json)
 from rlmaml.sampling import TaskSampler

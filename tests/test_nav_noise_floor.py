@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlmaml.cli import main
 from rlmaml.checkpoints import load_checkpoint
+from rlmaml.cli import main
 from rlmaml.runs import RunDir
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nav_noise_floor.py"

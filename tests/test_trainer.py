@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from rlmaml.config import TrainConfig, load_config
 from rlmaml.checkpoints import load_checkpoint
+from rlmaml.config import TrainConfig, load_config
 from rlmaml.runs import RunDir, RunError, read_metrics
 from rlmaml.trainer import Trainer
 

@@ -1,4 +1,8 @@
-"""What each ``rlmaml`` subcommand does, once ``rlmaml.cli`` has parsed its arguments."""
+"""What each ``rlmaml`` subcommand does, once ``rlmaml.cli`` has parsed its arguments.
+
+``train`` and ``evaluate`` import torch (and ``plot`` and ``evaluate`` matplotlib) inside the
+functions that need them, so ``envs``, ``check-env`` and ``plot`` do not wait seconds for torch.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,18 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rlmaml.checks import FAIL, describe, run_checks
 from rlmaml.cli import TRAIN_FLAGS
 from rlmaml.config import DEFAULT_PRESET, FIELDS, ConfigError, load_config, read_config_file, resolve
-from rlmaml.evaluation import EvalSettings, evaluate_runs, require_evaluable
+from rlmaml.errors import UserError
 from rlmaml.plugins import all_families
-from rlmaml.report import figure_format, plot_adaptation, plot_training, write_csv
 from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, output_dir, read_metrics, write_json
-from rlmaml.tasks import EnvKwargsError, EnvMakeError, TaskProtocolError
-from rlmaml.trainer import Trainer, TrainingDiverged
-from rlmaml.workers import RolloutWorkerError
+from rlmaml.tasks import EnvKwargsError
 
-USER_ERRORS = (ConfigError, RunError, TaskProtocolError, EnvMakeError, RolloutWorkerError, TrainingDiverged)
+if TYPE_CHECKING:
+    from rlmaml.evaluation import EvalSettings
 
 
 def parse_set(item: str) -> tuple[str, Any]:
@@ -58,6 +60,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from rlmaml.evaluation import EvalSettings
+    from rlmaml.trainer import Trainer
+    from rlmaml.workers import RolloutWorkerError
+
     if args.resume is not None:
         changed = set(_train_overrides(args)) - {"num_iterations"}
         if args.config or args.preset or args.run_dir or changed:
@@ -150,6 +156,9 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
                         task_set: str = "test", num_tasks: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``."""
+    from rlmaml.evaluation import evaluate_runs
+    from rlmaml.report import plot_adaptation, write_csv
+
     with output_dir(out_dir):  # made before the evaluation, which can take minutes; removed if it fails
         evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
     print_evaluation(evaluation)
@@ -169,6 +178,8 @@ def _distinct_runs(paths: Sequence[Path]) -> list[RunDir]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rlmaml.evaluation import EvalSettings, require_evaluable
+
     settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed)
     runs = _distinct_runs(args.run_dirs)
     require_evaluable(runs)  # before the output folder is made, which may be a run's own
@@ -188,6 +199,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from rlmaml.report import figure_format, plot_training
+
     runs = _distinct_runs(args.run_dirs)
     curves = []
     for run in runs:
@@ -250,6 +263,6 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the parsed subcommand; a user error is one line on stderr and exit status 2."""
     try:
         return COMMANDS[args.command](args)
-    except USER_ERRORS as error:
+    except UserError as error:
         print(f"rlmaml: error: {error}", file=sys.stderr)
         return 2

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Callable, Iterator
 
+from rlmaml.errors import UserError
+
 try:
     import fcntl
 except ImportError:  # Windows
     fcntl = None
 
 
-class RunError(ValueError):
+class RunError(UserError, ValueError):
     """A run folder that cannot be used; the message is meant for the user."""
 
 

@@ -25,6 +25,8 @@ import json
 import gymnasium as gym
 import numpy as np
 
+from rlmaml.errors import UserError
+
 Task = dict[str, Any]
 
 
@@ -58,11 +60,11 @@ class BatchedEnv(Protocol):
         ...
 
 
-class TaskProtocolError(TypeError):
+class TaskProtocolError(UserError, TypeError):
     """An env that does not follow the task protocol; the message names what is missing."""
 
 
-class EnvMakeError(ValueError):
+class EnvMakeError(UserError, ValueError):
     """An env id that cannot be made (unknown id, module that does not import)."""
 
 

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.config import TrainConfig, load_config, save_config
+from rlmaml.errors import UserError
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import (RunDir, RunError, append_metrics, lock_run, make_output_dir, truncate_metrics, write_file,
                          write_json)
@@ -44,7 +45,7 @@ DIVERGED_AFTER = 5
 """Consecutive meta-iterations with a non-finite surrogate loss (so no update) before training stops."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The surrogate loss stayed non-finite, so training could not take another step."""
 
 

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rlmaml.errors import UserError
 from rlmaml.policy import GaussianMLPPolicy, Params
 from rlmaml.tasks import Task
 
 
-class RolloutWorkerError(RuntimeError):
+class RolloutWorkerError(UserError, RuntimeError):
     """A rollout worker's env raised (the message holds its traceback) or the process died."""
 
 

@@ -132,14 +132,29 @@ def test_help_lists_commands():
     assert exit_info.value.code == 0
 
 
+def _heavy_modules_loaded(argv: list[str]) -> list[str]:
+    """Which of torch, matplotlib and tqdm ``rlmaml ARGV`` imports, run in a fresh interpreter."""
+    script = ("import sys\nfrom rlmaml.cli import main\ntry:\n    rc = main(sys.argv[1:])\nexcept SystemExit as e:\n"
+              "    rc = e.code\nprint(rc, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'matplotlib', 'tqdm'}))")
+    result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"], ["train", "--preset", "x"]])
 def test_help_and_usage_errors_do_not_wait_for_torch(argv):
     # torch takes seconds to import; the parser must answer without it (and without matplotlib)
-    script = ("import sys\nfrom rlmaml.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
-              "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'matplotlib', 'tqdm'}))")
-    result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert _heavy_modules_loaded(argv) in ("0 []", "2 []")
+
+
+def test_commands_without_a_network_do_not_load_torch(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"]) == 0
+    assert _heavy_modules_loaded(["envs"]) == "0 []"
+    assert _heavy_modules_loaded(["check-env", "rlmaml/Navigation2D-v0"]) == "0 []"
+    assert _heavy_modules_loaded(["plot", str(run)]) == "0 ['matplotlib']"
+    assert (run / "training.png").read_bytes().startswith(b"\x89PNG")
+    assert _heavy_modules_loaded(["plot", str(tmp_path / "missing")]) == "2 ['matplotlib']"  # a user error
 
 
 def test_the_package_loads_its_torch_classes_on_first_use():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import time
@@ -131,6 +132,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cell(row: dict[str, float], width: int) -> str:
+    """``mean ± stderr``; the mean alone where one task leaves no standard error."""
+    if not math.isfinite(row["stderr"]):
+        return f"{row['mean']:.2f}".rjust(width)
     return f"{row['mean']:.2f} ± {row['stderr']:.2f}".rjust(width)
 
 

@@ -109,6 +109,18 @@ def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):
     assert results[0] == results[1] and results[0] != results[2]
 
 
+def test_a_one_task_evaluation_prints_means_without_a_standard_error(capsys, tmp_path):
+    run = tmp_path / "run"
+    main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"])
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--num-tasks", "1", "--num-traj", "2", "--out-dir", str(tmp_path / "e")]) == 0
+    out = capsys.readouterr().out
+    maml_row = next(line for line in out.splitlines() if line.startswith("MAML"))
+    assert "nan" not in out and "±" not in maml_row and len(maml_row.split()) >= 6  # label, 4 means, a step size
+    summary = json.loads((tmp_path / "e" / "evaluation.json").read_text())["results"][0]["summary"]
+    assert [row["stderr"] for row in summary] == [None] * 4  # no standard error from one task
+
+
 @pytest.mark.parametrize("where", ["repository root (source checkout)", "elsewhere (installed package)"])
 def test_python_dash_m_and_envs_listing(where, tmp_path):
     cwd = Path(__file__).resolve().parent.parent if where.startswith("repository") else tmp_path

@@ -8,7 +8,11 @@ import pytest
 from rlmaml import commands, evaluation
 from rlmaml import trainer as trainer_module
 from rlmaml.cli import main
+from rlmaml.config import ConfigError
+from rlmaml.errors import UserError
 from rlmaml.runs import RunWriteError, read_metrics
+from rlmaml.tasks import EnvMakeError, TaskProtocolError
+from rlmaml.workers import RolloutWorkerError
 
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
         "--set", "num_eval_tasks=4", "--no-progress"]
@@ -19,6 +23,13 @@ def _one_line_error(capsys, argv):
     err = capsys.readouterr().err.strip()
     assert err.startswith("rlmaml: error: ") and "\n" not in err and "Traceback" not in err
     return err
+
+
+def test_every_one_line_error_shares_the_documented_base_class():
+    for error in (ConfigError, RunWriteError, EnvMakeError, TaskProtocolError, RolloutWorkerError,
+                  trainer_module.TrainingDiverged):
+        assert issubclass(error, UserError), error
+    assert issubclass(ConfigError, ValueError) and issubclass(TaskProtocolError, TypeError)  # as before
 
 
 def test_bad_input_gets_one_line_errors(capsys, tmp_path):

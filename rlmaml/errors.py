@@ -1,7 +1,7 @@
 """The base class of the errors the command line reports as one line instead of a traceback.
 
 It lives apart from the modules that raise them so that ``rlmaml.commands`` can catch every such
-error without importing torch: the commands that need no network (``envs``, ``plot``,
+error without importing torch: the commands that need no policy (``envs``, ``plot``,
 ``check-env``) start in a fraction of the time.
 """
 

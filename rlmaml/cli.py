@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rlmaml.config import DEFAULT_PRESET, HVP_ADAPTATIONS, INNER_OBJECTIVES, METHODS, PRESETS, TASK_SETS
+from rlmaml.config import DEFAULT_PRESET, FIELDS, HVP_ADAPTATIONS, INNER_OBJECTIVES, METHODS, PRESETS, TASK_SETS
 
 
 def seed_arg(text: str) -> int:
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action="store_true",
                        help="also log metrics to RUN_DIR/tensorboard/ (needs rlmaml[tensorboard])")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                       help="set any config field (VALUE as JSON), e.g. --set cg_damping=1e-3")
+                       help="set any config field (VALUE as JSON), e.g. --set cg_damping=1e-3; the fields "
+                            "(described in the README's Config fields): " + ", ".join(FIELDS))
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-evaluate", action="store_true", help="skip the evaluation after training")
 

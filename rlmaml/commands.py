@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rlmaml.checks import FAIL, describe, run_checks
 from rlmaml.cli import TRAIN_FLAGS
-from rlmaml.config import DEFAULT_PRESET, FIELDS, ConfigError, load_config, read_config_file, resolve
+from rlmaml.config import (DEFAULT_PRESET, FIELDS, ConfigError, load_config, read_config_file, resolve,
+                           unknown_fields_message)
 from rlmaml.errors import UserError
 from rlmaml.plugins import all_families
 from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, output_dir, read_metrics, write_json
@@ -30,8 +31,10 @@ if TYPE_CHECKING:
 def parse_set(item: str) -> tuple[str, Any]:
     """``FIELD=VALUE`` with VALUE read as JSON when it parses, else as a string."""
     name, sep, raw = item.partition("=")
-    if not sep or name not in FIELDS:
-        raise ConfigError(f"--set expects FIELD=VALUE with a config field, got {item!r}")
+    if not sep:
+        raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
+    if name not in FIELDS:
+        raise ConfigError(unknown_fields_message([name]))
     try:
         return name, json.loads(raw)
     except json.JSONDecodeError:

@@ -5,6 +5,7 @@ Free of torch, like everything the command-line parser reads, so that ``rlmaml -
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import tomllib
@@ -224,11 +225,21 @@ given in a config file or with ``--set`` replace the preset's (keep ``frame_skip
 DEFAULT_PRESET = "nav-quick"
 
 
+def unknown_fields_message(names: list[str]) -> str:
+    """'unknown config field(s): ...' naming the closest real field for each, if one is close."""
+    described = []
+    for name in names:
+        close = difflib.get_close_matches(name, FIELDS, n=1)
+        described.append(f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name))
+    return (f"unknown config field(s): {', '.join(described)}; "
+            "`rlmaml train --help` lists the fields under --set, the README's Config fields describes them")
+
+
 def from_dict(values: dict[str, Any]) -> TrainConfig:
     """Build a config from plain values (as read from JSON/TOML); unknown keys are an error."""
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"unknown config field(s): {', '.join(unknown)}")
+        raise ConfigError(unknown_fields_message(unknown))
     values = dict(values)
     if "hidden_sizes" in values:
         if not isinstance(values["hidden_sizes"], (list, tuple)):

@@ -8,7 +8,7 @@ import pytest
 from rlmaml import commands, evaluation
 from rlmaml import trainer as trainer_module
 from rlmaml.cli import main
-from rlmaml.config import ConfigError
+from rlmaml.config import FIELDS, ConfigError
 from rlmaml.errors import UserError
 from rlmaml.runs import RunWriteError, read_metrics
 from rlmaml.tasks import EnvMakeError, TaskProtocolError
@@ -46,6 +46,10 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "only --num-iterations" in _one_line_error(capsys, ["train", "--resume", str(tmp_path), "--num-tasks", "3"])
     assert "rlmaml task protocol" in _one_line_error(capsys, ["train", "--env", "CartPole-v1"])
     assert "FIELD=VALUE" in _one_line_error(capsys, ["train", "--set", "nonsense"])
+    assert "'num_task' (did you mean 'num_tasks'?)" in _one_line_error(capsys, ["train", "--set", "num_task=3"])
+    (tmp_path / "typo.toml").write_text("inner_lrs = 0.1\nbogus = 1")
+    assert ("unknown config field(s): 'bogus', 'inner_lrs' (did you mean 'inner_lr'?)"
+            in _one_line_error(capsys, ["train", "--config", str(tmp_path / "typo.toml")]))
     assert "does not take env_kwargs {'bogus': 1}" in _one_line_error(
         capsys, ["train", "--set", 'env_kwargs={"bogus": 1}', "--run-dir", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()
@@ -153,6 +157,13 @@ def test_help_lists_commands():
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
+
+
+def test_train_help_names_every_config_field(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    words = set(capsys.readouterr().out.replace(",", " ").split())
+    assert set(FIELDS) <= words
 
 
 def _heavy_modules_loaded(argv: list[str]) -> str:

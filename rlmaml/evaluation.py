@@ -114,7 +114,12 @@ def existing_checkpoint(run: RunDir, which: str) -> Path:
     run has none."""
     path = run.checkpoint_for(which)
     if not path.is_file():
-        raise RunError(f"{run.path} has no {path.relative_to(run.path)}")
+        message = f"{run.path} has no {path.relative_to(run.path)}"
+        if which.isdigit():
+            kept = run.snapshot_iterations()
+            message += (f"; its snapshots are of iterations {', '.join(map(str, kept))}" if kept else
+                         "; it kept no snapshots (train with --set snapshot_every=N to keep them)")
+        raise RunError(message)
     return path
 
 

@@ -93,6 +93,11 @@ class RunDir:
         """The policy kept after ``iteration`` meta-iterations (see ``snapshot_every``)."""
         return self.path / "snapshots" / f"iteration-{iteration:05d}.pt"
 
+    def snapshot_iterations(self) -> list[int]:
+        """Iterations of the snapshots the run kept, in order."""
+        names = (p.stem.removeprefix("iteration-") for p in (self.path / "snapshots").glob("iteration-*.pt"))
+        return sorted(int(name) for name in names if name.isdigit())
+
     @property
     def tensorboard(self) -> Path:
         return self.path / "tensorboard"

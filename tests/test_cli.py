@@ -84,7 +84,8 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert len(json.loads((tmp_path / "once" / "evaluation.json").read_text())["results"]) == 1
     assert main(["train", "--resume", str(run), "--no-evaluate"]) == 0
     assert "has trained all" in capsys.readouterr().out
-    assert "has no snapshots/iteration-00001.pt" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"])
+    assert "has no snapshots/iteration-00001.pt; it kept no snapshots (train with --set snapshot_every=N" in (
+        _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"]))
     assert "final, best or an iteration" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "x"])
     (tmp_path / "file").write_text("")
     blocked = str(tmp_path / "file" / "out")  # a folder that cannot be created under a plain file
@@ -295,6 +296,7 @@ def test_a_missing_checkpoint_of_a_later_run_stops_evaluate_before_any_evaluatio
     monkeypatch.setattr(evaluation, "evaluate_checkpoint", lambda *args: evaluated.append(args))
     err = _one_line_error(capsys, ["evaluate", str(first), str(second), "--checkpoint", "final,1"])
     assert f"{second} has no snapshots/iteration-00001.pt" in err and evaluated == []
+    assert "its snapshots are of iterations 1, 2" in _one_line_error(capsys, ["evaluate", str(first), "--checkpoint", "7"])
     assert "names no checkpoint" in _one_line_error(capsys, ["evaluate", str(first), "--checkpoint", ","])
 
 

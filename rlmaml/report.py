@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -141,7 +142,11 @@ def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
     """Return (and success rate, if reported) vs number of inner gradient steps, one line per
     evaluated checkpoint, bands of +- one standard error over tasks; the oracle as a level."""
     has_success = any("success_summary" in r for r in evaluation["results"])
-    fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(11 if has_success else 6.5, 5.5),
+    # the legend goes below the axes: give it columns and height so that many checkpoints fit
+    columns = min(3, max(1, math.ceil(len(evaluation["results"]) / 8)))
+    rows = math.ceil(len(evaluation["results"]) / columns)
+    width = max(11 if has_success else 6.5, 3.4 * columns + 0.3)
+    fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(width, 5.5 + 0.18 * max(0, rows - 4)),
                              squeeze=False, layout="constrained")
     _draw_curves(axes[0, 0], evaluation, "summary")
     axes[0, 0].set_ylabel("average return per trajectory (env reward units)")
@@ -151,7 +156,7 @@ def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
         axes[0, 1].set_ylim(-0.02, 1.02)
     # below the axes: inside, it hid the oracle's level or the curves' ends
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="outside lower center")
+    fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=columns)
     fig.suptitle(adaptation_title(evaluation), fontsize=10)
     save_figure(fig, path, dpi=120)
 

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from rlmaml.cli import main
 from rlmaml.config import from_dict
 from rlmaml.evaluation import checkpoint_label, evaluation_tasks, summarize
-from rlmaml.report import _line_style, adaptation_title, csv_rows, episode_lengths, plot_training
+from rlmaml.report import _line_style, adaptation_title, csv_rows, episode_lengths, plot_adaptation, plot_training
 from rlmaml.runs import RunDir, read_metrics
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
@@ -202,3 +203,14 @@ def test_figure_title_names_the_step_sizes_only_when_every_method_shares_them():
                 "results": results + [{"method": "oracle", "step_sizes": []}]}
     assert adaptation_title(evaluation((0.1, 0.025), (0.1, 0.025))).endswith("step sizes 0.1, 0.025 for every method")
     assert "step sizes" not in adaptation_title(evaluation((0.1, 0.025), (0.05, 0.01)))  # in the legend instead
+
+
+def test_figure_of_many_checkpoints_keeps_its_axes_and_legend_apart(tmp_path):
+    summary = [{"mean": -3.0, "stderr": 0.1}, {"mean": -2.0, "stderr": 0.1}]
+    results = [{"label": f"MAML (it. {10 * i})", "method": "maml", "run": "a", "step_sizes": [0.1],
+                "summary": summary} for i in range(1, 31)]
+    evaluation = {"env_id": "e", "num_tasks": 4, "task_set": "test", "num_traj": 2, "results": results}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a legend taller than the figure collapses the axes, with a warning
+        plot_adaptation(evaluation, tmp_path / "many.png")
+    assert (tmp_path / "many.png").stat().st_size > 0

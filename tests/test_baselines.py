@@ -211,6 +211,6 @@ def test_figure_of_many_checkpoints_keeps_its_axes_and_legend_apart(tmp_path):
                 "summary": summary} for i in range(1, 31)]
     evaluation = {"env_id": "e", "num_tasks": 4, "task_set": "test", "num_traj": 2, "results": results}
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a legend taller than the figure collapses the axes, with a warning
+        warnings.simplefilter("error", UserWarning)  # a legend taller than the figure collapses the axes, with a warning
         plot_adaptation(evaluation, tmp_path / "many.png")
     assert (tmp_path / "many.png").stat().st_size > 0

@@ -14,6 +14,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from rlmaml.runs import write_file  # noqa: E402
 
@@ -183,43 +184,60 @@ def episode_lengths(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.n
     return iteration, pre, post
 
 
-def _before_after(name: str, pre: np.ndarray, post: np.ndarray, single_label: str) -> list[tuple[np.ndarray, str, str]]:
-    """(values, line style, label) to draw: dashed before and solid after adaptation, or one solid
-    line when they are equal (pretrained / oracle train without an inner step)."""
+def _before_after(pre: np.ndarray, post: np.ndarray) -> list[tuple[np.ndarray, str]]:
+    """(values, line style) to draw: dashed before and solid after adaptation, or one solid line
+    when they are equal (pretrained / oracle train without an inner step)."""
     if np.array_equal(pre, post):
-        return [(post, "-", single_label)]
-    return [(pre, "--", f"{name}: before adaptation"), (post, "-", f"{name}: after adaptation")]
+        return [(post, "-")]
+    return [(pre, "--"), (post, "-")]
+
+
+def _run_colors(count: int) -> list[Any]:
+    """One colour per run: matplotlib's default cycle up to 10 runs, tab20 beyond (repeating after 20)."""
+    if count <= 10:
+        return [f"C{index}" for index in range(count)]
+    palette = plt.get_cmap("tab20")
+    return [palette(index % 20) for index in range(count)]
 
 
 def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, smooth: int = 10) -> list[str]:
     """Training curves of several runs, given as (name, metrics records): pre- and post-adaptation
     return, KL of the meta-update, seconds per meta-iteration and, when some run's episodes end
-    before the horizon, the mean steps per trajectory, against meta-iteration. Returns the panels'
-    y-axis labels."""
+    before the horizon, the mean steps per trajectory, against meta-iteration. One legend below the
+    panels names each run's colour and the line styles. Returns the panels' y-axis labels."""
     lengths = [episode_lengths(records) for _, records in runs]
     show_lengths = any(found is not None for found in lengths)
+    columns = min(4, max(1, math.ceil(len(runs) / 4)))
+    legend_rows = math.ceil((len(runs) + 2) / columns)
+    width, height = (12, 8.6) if show_lengths else (15, 4.3)
     fig, grid = plt.subplots(2 if show_lengths else 1, 2 if show_lengths else 3,
-                             figsize=(12, 8.6) if show_lengths else (15, 4.3), squeeze=False)
+                             figsize=(width, height + 0.2 * legend_rows), squeeze=False, layout="constrained")
     axes = list(grid.flat)
+    colors = _run_colors(len(runs))
+    handles, any_adapts = [], False
     for index, (name, records) in enumerate(runs):
         if not records:
             continue
-        color = f"C{index}"
+        color = colors[index]
         iteration = np.array([r["iteration"] for r in records])
         pre, post = (np.array([r[key] for r in records]) for key in ("pre_return", "post_return"))
-        for values, style, label in _before_after(name, pre, post, f"{name}: training return (no inner step)"):
+        adapts = not np.array_equal(pre, post)
+        any_adapts |= adapts
+        handles.append(Line2D([], [], color=color, label=name if adapts else f"{name} (no inner step)"))
+        for values, style in _before_after(pre, post):
             axes[0].plot(iteration, values, color=color, alpha=0.15, linestyle=style)
-            axes[0].plot(iteration, moving_average(values, smooth), color=color, linestyle=style, label=label)
+            axes[0].plot(iteration, moving_average(values, smooth), color=color, linestyle=style)
         kl = np.array([r["kl"] for r in records])
         axes[1].plot(iteration, kl, color=color, alpha=0.15)
-        axes[1].plot(iteration, moving_average(kl, smooth), color=color, label=name)
-        axes[2].plot(iteration, moving_average(np.array([r["time_total"] for r in records]), smooth), color=color,
-                     label=name)
+        axes[1].plot(iteration, moving_average(kl, smooth), color=color)
+        axes[2].plot(iteration, moving_average(np.array([r["time_total"] for r in records]), smooth), color=color)
         if lengths[index] is not None:
             length_iteration, pre_length, post_length = lengths[index]
-            for values, style, label in _before_after(name, pre_length, post_length, name):
-                axes[3].plot(length_iteration, moving_average(values, smooth), color=color, linestyle=style,
-                             label=label)
+            for values, style in _before_after(pre_length, post_length):
+                axes[3].plot(length_iteration, moving_average(values, smooth), color=color, linestyle=style)
+    if any_adapts:
+        handles += [Line2D([], [], color="0.4", linestyle="--", label="before adaptation"),
+                    Line2D([], [], color="0.4", linestyle="-", label="after adaptation")]
     axes[0].set_ylabel(f"average return per trajectory (moving average of {smooth})")
     axes[1].set_ylabel(f"KL of the meta-update (moving average of {smooth})")
     axes[2].set_ylabel(f"seconds per meta-iteration (moving average of {smooth})")
@@ -228,7 +246,6 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
     for ax in axes:
         ax.set_xlabel("meta-iteration")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncols=columns)
     save_figure(fig, path, dpi=110)
     return [ax.get_ylabel() for ax in axes]

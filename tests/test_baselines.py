@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from rlmaml import report
 from rlmaml.cli import main
 from rlmaml.config import from_dict
 from rlmaml.evaluation import checkpoint_label, evaluation_tasks, summarize
@@ -214,3 +215,22 @@ def test_figure_of_many_checkpoints_keeps_its_axes_and_legend_apart(tmp_path):
         warnings.simplefilter("error", UserWarning)  # a legend taller than the figure collapses the axes, with a warning
         plot_adaptation(evaluation, tmp_path / "many.png")
     assert (tmp_path / "many.png").stat().st_size > 0
+
+
+def test_training_plot_of_many_runs_has_one_legend_that_fits_and_a_colour_per_run(tmp_path, monkeypatch):
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, dpi: figures.append(fig))
+    adapting = [(f"maml-{i}", _records([40.0 + i] * 5, [50.0] * 5)) for i in range(11)]
+    pretrained = [("pretrained", [{**r, "post_return": r["pre_return"]} for r in _records([None] * 5, [None] * 5)])]
+    plot_training(adapting + pretrained, tmp_path / "many.png")
+    (fig,) = figures
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert labels == [f"maml-{i}" for i in range(11)] + ["pretrained (no inner step)", "before adaptation",
+                                                           "after adaptation"]
+    colors = {tuple(handle.get_color()) for handle in legend.legend_handles[:12]}
+    assert len(colors) == 12
+    box, page = legend.get_window_extent(), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1

@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=seed_arg, help="evaluation seed (default: the first run's seed)")
     evaluate.add_argument("--out-dir", type=Path,
                           help="output folder (default: the run folder for one run, runs/compare-<time> for several)")
+    evaluate.add_argument("--paper", action="store_true",
+                          help="also print and draw the MAML paper's published curves for this family "
+                               "(Navigation2D, HalfCheetahVel/Dir, AntVel/Dir), dotted, and record them in "
+                               "evaluation.json")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     plot = sub.add_parser("plot", help="training curves of one or more runs as an image (PNG unless --output "

@@ -20,6 +20,7 @@ from rlmaml.cli import TRAIN_FLAGS
 from rlmaml.config import (DEFAULT_PRESET, FIELDS, ConfigError, load_config, read_config_file, resolve,
                            unknown_fields_message)
 from rlmaml.errors import UserError
+from rlmaml.paper import paper_curves, paper_label
 from rlmaml.plugins import all_families
 from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, output_dir, read_metrics, write_json
 from rlmaml.tasks import EnvKwargsError
@@ -158,16 +159,24 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
                 blanks = " " * (cell + 2) * (num_steps - len(r[key]))  # the oracle: one column
                 print(f"{r['label']:{width}s}" + "".join(f"  {_cell(row, cell)}" for row in r[key]) + blanks
                       + "  " + (", ".join(f"{lr:g}" for lr in r["step_sizes"]) or "none"))
+        if key == "summary" and "paper" in evaluation:
+            for method, values in evaluation["paper"]["curves"].items():
+                print(f"{paper_label(method):{width}s}" + "".join(f"  {value:>{cell}.1f}" for value in values))
+            print(f"(paper: {evaluation['paper']['source']})")
 
 
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
-                        task_set: str = "test", num_tasks: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``."""
+                        task_set: str = "test", num_tasks: int | None = None, progress: bool = True,
+                        paper: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``; ``paper``
+    (from :func:`rlmaml.paper.paper_curves`) adds the published curves to the table, JSON and figure."""
     from rlmaml.evaluation import evaluate_runs
     from rlmaml.report import plot_adaptation, write_csv
 
     with output_dir(out_dir):  # made before the evaluation, which can take minutes; removed if it fails
         evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
+    if paper is not None:
+        evaluation["paper"] = paper
     print_evaluation(evaluation)
     write_json(evaluation, out_dir / "evaluation.json")
     write_csv(evaluation, out_dir / "evaluation.csv")
@@ -201,7 +210,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out_dir = runs[0].path
     else:
         out_dir = Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
-    evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks, not args.no_progress)
+    paper = None
+    if args.paper:
+        config = load_config(runs[0].config)
+        paper = paper_curves(config.env_id, config.horizon, args.num_steps)
+    evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks, not args.no_progress,
+                        paper)
     return 0
 
 

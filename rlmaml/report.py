@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from rlmaml.paper import paper_label  # noqa: E402
 from rlmaml.runs import write_file  # noqa: E402
 
 CSV_COLUMNS = ("label", "method", "run", "checkpoint", "iteration", "metric", "step", "step_size", "mean", "stderr",
@@ -121,6 +122,14 @@ def _draw_curves(ax: Any, evaluation: dict[str, Any], summary_key: str) -> None:
             ax.plot(x, mean, color=color, linestyle=style, marker="o",
                     label=_legend_label(result, show_step_sizes=len(schedules) > 1))
             ax.fill_between(x, mean - stderr, mean + stderr, color=color, alpha=0.2, linewidth=0)
+    if summary_key == "summary":
+        for method, values in evaluation.get("paper", {}).get("curves", {}).items():
+            color = METHOD_COLORS.get(method, "black")
+            if method == "oracle":
+                ax.axhline(values[0], color=color, linestyle=":", linewidth=1.2, label=paper_label(method))
+            else:
+                ax.plot(np.arange(len(values)), values, color=color, linestyle=":", linewidth=1.2, marker="x",
+                        label=paper_label(method))
     ax.set_xticks(steps_axis)
     ax.set_xlabel("number of gradient steps")
     ax.grid(alpha=0.3)
@@ -136,6 +145,8 @@ def adaptation_title(evaluation: dict[str, Any]) -> str:
         (schedule,) = schedules
         if schedule:
             title += f"\nstep sizes {', '.join(f'{lr:g}' for lr in schedule)} for every method"
+    if "paper" in evaluation:
+        title += f"\ndotted: {evaluation['paper']['source']}"
     return title
 
 
@@ -144,8 +155,9 @@ def plot_adaptation(evaluation: dict[str, Any], path: Path) -> None:
     evaluated checkpoint, bands of +- one standard error over tasks; the oracle as a level."""
     has_success = any("success_summary" in r for r in evaluation["results"])
     # the legend goes below the axes: give it columns and height so that many checkpoints fit
-    columns = min(3, max(1, math.ceil(len(evaluation["results"]) / 8)))
-    rows = math.ceil(len(evaluation["results"]) / columns)
+    entries = len(evaluation["results"]) + len(evaluation.get("paper", {}).get("curves", {}))
+    columns = min(3, max(1, math.ceil(entries / 8)))
+    rows = math.ceil(entries / columns)
     width = max(11 if has_success else 6.5, 3.4 * columns + 0.3)
     fig, axes = plt.subplots(1, 2 if has_success else 1, figsize=(width, 5.5 + 0.18 * max(0, rows - 4)),
                              squeeze=False, layout="constrained")

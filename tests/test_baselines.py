@@ -12,9 +12,10 @@ import torch
 
 from rlmaml import report
 from rlmaml.cli import main
-from rlmaml.config import from_dict
+from rlmaml.config import ConfigError, from_dict
 from rlmaml.evaluation import checkpoint_label, evaluation_tasks, summarize
 from rlmaml.report import _line_style, adaptation_title, csv_rows, episode_lengths, plot_adaptation, plot_training
+from rlmaml.paper import paper_curves
 from rlmaml.runs import RunDir, read_metrics
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
@@ -234,3 +235,31 @@ def test_training_plot_of_many_runs_has_one_legend_that_fits_and_a_colour_per_ru
     assert len(colors) == 12
     box, page = legend.get_window_extent(), fig.bbox
     assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1
+
+
+def test_evaluate_with_paper_adds_the_published_curves_to_table_json_and_figure(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert main(["train", "--num-tasks", "2", "--num-traj", "2", "--horizon", "100", "--hidden-sizes", "8",
+                 "--num-iterations", "1", "--no-progress", "--no-evaluate", "--run-dir", str(run)]) == 0
+    figures = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, dpi: figures.append(fig))
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--paper", "--checkpoint", "final", "--num-steps", "2", "--num-traj", "2",
+                 "--num-tasks", "2", "--no-progress", "--out-dir", str(tmp_path / "out")]) == 0
+    paper = json.loads((tmp_path / "out" / "evaluation.json").read_text())["paper"]
+    assert paper["curves"] == {"maml": [-40.4, -11.7, -3.3], "pretrained": [-40.8, -19.7, -11.7],
+                               "random": [-82.7, -58.0, -53.8], "oracle": [-2.3]}  # cut to the steps evaluated
+    table = capsys.readouterr().out
+    assert [line.split()[2:] for line in table.splitlines() if line.startswith("paper: MAML")] == [
+        ["-40.4", "-11.7", "-3.3"]]
+    (fig,) = figures
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert labels[1:] == ["paper: MAML", "paper: pretrained", "paper: random init", "paper: oracle"]
+
+
+def test_evaluate_with_paper_refuses_families_and_horizons_the_paper_did_not_run(runs, capsys):
+    main(["evaluate", str(runs["maml"]), "--paper"])  # TINY runs: Navigation2D with horizon 10
+    assert "returns are over 100 steps, but the runs have horizon 10" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="published no results for rlmaml/AntGoal-v0"):
+        paper_curves("rlmaml/AntGoal-v0", None, 3)
+    assert paper_curves("rlmaml/AntVel-v0", 200, 1)["curves"] == {"maml": [30.6, 96.7], "oracle": [107.9]}

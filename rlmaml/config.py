@@ -24,6 +24,9 @@ class ConfigError(UserError, ValueError):
 METHODS = ("maml", "pretrained", "oracle", "random")
 """MAML and the paper's comparison methods (see ``TrainConfig.method``)."""
 
+METHOD_LABELS = {"maml": "MAML", "pretrained": "pretrained", "oracle": "oracle", "random": "random init"}
+"""How tables and figures name each method."""
+
 INNER_OBJECTIVES = ("reinforce", "lvc")
 """Inner-step surrogates (see ``TrainConfig.inner_objective`` and ``rlmaml.adaptation.inner_loss``)."""
 

@@ -15,15 +15,13 @@ from tqdm.auto import tqdm
 
 from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.checkpoints import load_checkpoint, restore_policy
-from rlmaml.config import TASK_SETS, ConfigError, TrainConfig, load_config
+from rlmaml.config import METHOD_LABELS, TASK_SETS, ConfigError, TrainConfig, load_config
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import RunDir, RunError, read_json
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng
 from rlmaml.tasks import Task, make_env
 from rlmaml.trainer import Trainer
-
-METHOD_LABELS = {"maml": "MAML", "pretrained": "pretrained", "oracle": "oracle", "random": "random init"}
 
 
 def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> list[float]:

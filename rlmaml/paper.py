@@ -8,7 +8,9 @@ Free of torch, like the rest of what the command line reads before evaluating.
 
 from __future__ import annotations
 
-from rlmaml.config import ConfigError
+from typing import Any
+
+from rlmaml.config import METHOD_LABELS, ConfigError
 
 PAPER_SOURCE = "Finn, Abbeel, Levine (ICML 2017), Figs. 4-5; rllab dynamics"
 
@@ -24,13 +26,11 @@ PAPER_CURVES: dict[str, dict[str, tuple[float, ...]]] = {
 }
 """Per family, per method: the return after 0..3 steps (the oracle: one value, without adaptation)."""
 
-PAPER_LABELS = {"maml": "MAML", "pretrained": "pretrained", "random": "random init", "oracle": "oracle"}
-
 PAPER_HORIZON = {"rlmaml/Navigation2D-v0": 100}
 """Steps per trajectory behind the paper's returns (200 unless listed); each family's registered horizon."""
 
 
-def paper_curves(env_id: str, horizon: int | None, num_steps: int) -> dict[str, object]:
+def paper_curves(env_id: str, horizon: int | None, num_steps: int) -> dict[str, Any]:
     """The paper's curves for ``env_id`` cut to steps 0..``num_steps``, as recorded in evaluation.json:
     ``{"source": ..., "curves": {method: [returns]}}``.
 
@@ -49,4 +49,4 @@ def paper_curves(env_id: str, horizon: int | None, num_steps: int) -> dict[str, 
 
 def paper_label(method: str) -> str:
     """Legend and table label of a published curve, e.g. ``paper: MAML``."""
-    return f"paper: {PAPER_LABELS[method]}"
+    return f"paper: {METHOD_LABELS[method]}"

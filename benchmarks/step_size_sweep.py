@@ -11,7 +11,8 @@ after ``--select-step`` steps is kept together with its checkpoint (ties, as for
 the first step size when selecting on one step, go to the better sum over the later steps). Then
 every run is evaluated once on the recorded test tasks with its chosen checkpoint and schedule (the
 oracle: final iterate, without adaptation), and the table, CSV and
-figure are written as by ``rlmaml evaluate``. The validation grid goes to ``step_sizes.csv``.
+figure are written as by ``rlmaml evaluate`` (with ``--paper``, the paper's curves too). The
+validation grid goes to ``step_sizes.csv``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import itertools
 from pathlib import Path
 
 from rlmaml.commands import print_evaluation
-from rlmaml.config import load_config
+from rlmaml.config import ConfigError, load_config
 from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks
+from rlmaml.paper import paper_curves
 from rlmaml.report import plot_adaptation, write_csv
 from rlmaml.runs import RunDir, write_json
 from rlmaml.trainer import Trainer
@@ -55,11 +57,20 @@ def main() -> None:
                         help="trajectories per task and step on the validation tasks (default: %(default)s)")
     parser.add_argument("--num-traj", type=int, default=40,
                         help="trajectories per task and step on the test tasks (default: %(default)s)")
+    parser.add_argument("--paper", action="store_true",
+                        help="add the MAML paper's published curves to the test table, JSON and figure (as "
+                             "`rlmaml evaluate --paper`)")
     args = parser.parse_args()
-    args.out_dir.mkdir(parents=True, exist_ok=True)
 
     runs = [RunDir(path) for path in args.runs]
     first_config = load_config(runs[0].config)
+    paper = None
+    if args.paper:
+        try:
+            paper = paper_curves(first_config.env_id, first_config.horizon, args.num_steps)
+        except ConfigError as error:  # before the sweep, which can take minutes
+            parser.error(str(error))
+    args.out_dir.mkdir(parents=True, exist_ok=True)
     validation = evaluation_tasks(runs[0], "validation")
     grid_rows, chosen = [], {}
     for run in runs:
@@ -96,7 +107,8 @@ def main() -> None:
     evaluation = {**evaluation_record(first_config, "test", runs[0], len(tasks), args.num_traj, first_config.seed,
                                       results),
                   "selection": {str(path): {"checkpoint": which, "first": first, "later_factor": factor}
-                                for path, (which, first, factor) in chosen.items()}}
+                                for path, (which, first, factor) in chosen.items()},
+                  **({"paper": paper} if paper else {})}
     print_evaluation(evaluation)
     write_json(evaluation, args.out_dir / "evaluation.json")
     write_csv(evaluation, args.out_dir / "evaluation.csv")

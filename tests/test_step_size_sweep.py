@@ -76,3 +76,18 @@ def test_two_runs_of_one_method_get_labels_naming_their_folders(sweep):
     labels = {r["run"]: r["label"] for r in evaluation["results"]}
     assert labels[str(runs["maml"])].endswith("[maml]") and labels[str(runs["maml-copy"])].endswith("[maml-copy]")
     assert labels[str(runs["random"])] == "random init"
+
+
+def test_paper_curves_join_the_test_table_and_a_horizon_they_do_not_match_stops_before_the_sweep(sweep, tmp_path):
+    runs, _, _ = sweep
+    refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--paper",
+                              "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "horizon 10" in refused.stderr and not (tmp_path / "no").exists()
+    run = tmp_path / "h100"
+    assert main(["train", "--num-tasks", "2", "--num-traj", "2", "--horizon", "100", "--hidden-sizes", "8",
+                 "--num-iterations", "1", "--no-progress", "--no-evaluate", "--run-dir", str(run)]) == 0
+    done = subprocess.run([sys.executable, str(SWEEP), str(run), "--paper", "--first", "0.1", "--factors", "0.5",
+                           "--num-steps", "1", "--select-step", "1", "--validation-traj", "2", "--num-traj", "2",
+                           "--out-dir", str(tmp_path / "out")], check=True, capture_output=True, text=True)
+    assert json.loads((tmp_path / "out" / "evaluation.json").read_text())["paper"]["curves"]["maml"] == [-40.4, -11.7]
+    assert "paper: MAML" in done.stdout

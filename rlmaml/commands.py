@@ -135,15 +135,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cell(row: dict[str, float], width: int) -> str:
-    """``mean ± stderr``; the mean alone where one task leaves no standard error."""
+def _cell(row: dict[str, float], width: int, signed: bool = False) -> str:
+    """``mean ± stderr`` (the mean with its sign when ``signed``); the mean alone where one task
+    leaves no standard error."""
+    mean = f"{row['mean']:+.2f}" if signed else f"{row['mean']:.2f}"
     if not math.isfinite(row["stderr"]):
-        return f"{row['mean']:.2f}".rjust(width)
-    return f"{row['mean']:.2f} ± {row['stderr']:.2f}".rjust(width)
+        return mean.rjust(width)
+    return f"{mean} ± {row['stderr']:.2f}".rjust(width)
 
 
 def print_evaluation(evaluation: dict[str, Any]) -> None:
-    """The evaluation as text tables: mean ± standard error over tasks after each number of steps."""
+    """The evaluation as text tables: mean ± standard error over tasks after each number of steps, and
+    the first result minus each other, paired over tasks."""
     results = evaluation["results"]
     print(f"{evaluation['env_id']}: {evaluation['num_tasks']} {evaluation['task_set']} tasks (of "
           f"{evaluation['tasks_from']}) x {evaluation['num_traj']} trajectories per step, seed {evaluation['seed']}")
@@ -163,6 +166,12 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
             for method, values in evaluation["paper"]["curves"].items():
                 print(f"{paper_label(method):{width}s}" + "".join(f"  {value:>{cell}.1f}" for value in values))
             print(f"(paper: {evaluation['paper']['source']})")
+    if "paired" in evaluation:
+        print(f"\n{evaluation['paired']['reference']} minus each, paired over the {evaluation['num_tasks']} tasks")
+        print(f"{'after K steps':{width}s}" + "".join(f"  {f'K={k}':>16s}" for k in range(num_steps)))
+        for difference in evaluation["paired"]["differences"]:
+            print(f"{difference['label']:{width}s}" + "".join(f"  {_cell(row, 16, signed=True)}"
+                                                           for row in difference["summary"]))
 
 
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,

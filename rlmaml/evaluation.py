@@ -56,6 +56,37 @@ def summarize(values: Tensor) -> list[dict[str, float]]:
     return rows
 
 
+def paired_differences(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first result's return minus each other result's, paired over tasks, after each number of steps.
+
+    The results of one evaluation share tasks and seed, so the per-task difference is free of the
+    spread between tasks that each result's own standard error carries. A result without inner
+    steps (the oracle) is one level, compared with every step of the other; otherwise only the
+    steps both have are compared.
+
+    Args:
+        results: :func:`evaluate_checkpoint` results on the same tasks; ``per_task`` is [N][K+1].
+
+    Returns:
+        One entry per result after the first: its ``label`` and ``summary`` (mean and standard
+        error over tasks of the difference, per step, as :func:`summarize`).
+    """
+    first = torch.tensor(results[0]["per_task"], dtype=torch.float64).T  # [K+1, N]
+    differences = []
+    for other in results[1:]:
+        values = torch.tensor(other["per_task"], dtype=torch.float64).T
+        lengths = (len(first), len(values))
+        count = max(lengths) if min(lengths) == 1 else min(lengths)
+        difference = _over_steps(first, count) - _over_steps(values, count)
+        differences.append({"label": other["label"], "summary": summarize(difference)})
+    return differences
+
+
+def _over_steps(values: Tensor, count: int) -> Tensor:
+    """``values`` [K+1, N] over ``count`` steps: a single step (no adaptation) repeated, else the first ``count``."""
+    return values.expand(count, -1) if len(values) == 1 else values[:count]
+
+
 @dataclass(frozen=True)
 class EvalSettings:
     """How to evaluate: K inner steps, M trajectories per task and step, the step-size schedule
@@ -221,11 +252,16 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
 def evaluation_record(config: TrainConfig, task_set: str, tasks_from: RunDir, num_tasks: int, num_traj: int,
                       seed: int, results: list[dict[str, Any]]) -> dict[str, Any]:
     """The evaluation as ``evaluation.json`` stores it: the family (from ``config``), the task set
-    and whose tasks, the settings, and ``results`` (one per checkpoint), their labels made unique."""
+    and whose tasks, the settings, ``results`` (one per checkpoint, their labels made unique) and,
+    with more than one result, ``paired``: the first result minus each other, paired over tasks
+    (:func:`paired_differences`)."""
     _name_runs_in_shared_labels(results)
-    return {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
-            "tasks_from": str(tasks_from.path), "num_tasks": num_tasks, "num_traj": num_traj,
-            "seed": seed, "results": results}
+    record = {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
+              "tasks_from": str(tasks_from.path), "num_tasks": num_tasks, "num_traj": num_traj,
+              "seed": seed, "results": results}
+    if len(results) > 1:
+        record["paired"] = {"reference": results[0]["label"], "differences": paired_differences(results)}
+    return record
 
 
 def _name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:

@@ -13,7 +13,7 @@ import torch
 from rlmaml import report
 from rlmaml.cli import main
 from rlmaml.config import ConfigError, from_dict
-from rlmaml.evaluation import checkpoint_label, evaluation_tasks, summarize
+from rlmaml.evaluation import checkpoint_label, evaluation_tasks, paired_differences, summarize
 from rlmaml.report import _line_style, adaptation_title, csv_rows, episode_lengths, plot_adaptation, plot_training
 from rlmaml.paper import paper_curves
 from rlmaml.runs import RunDir, read_metrics
@@ -70,6 +70,35 @@ def test_one_evaluation_of_all_methods_on_the_same_tasks(runs, tmp_path, capsys)
     assert len(rows) == 5 * 3 + 2 and {row["metric"] for row in rows} == {"return"}
     printed = capsys.readouterr().out
     assert all(label in printed for label in labels)
+    paired = evaluation["paired"]
+    assert paired["reference"] == labels[0] and [d["label"] for d in paired["differences"]] == labels[1:]
+    first, oracle = evaluation["results"][0], evaluation["results"][4]
+    oracle_minus = next(d for d in paired["differences"] if d["label"] == oracle["label"])
+    assert oracle_minus["summary"][2]["mean"] == pytest.approx(  # the oracle's one level, against step 2
+        np.mean([maml[2] - level[0] for maml, level in zip(first["per_task"], oracle["per_task"])]))
+    block = printed[printed.index(f"{labels[0]} minus each, paired over the 5 tasks"):].splitlines()
+    assert [line.split("  ")[0] for line in block[2:2 + len(labels) - 1]] == labels[1:]
+
+
+def test_paired_differences_match_a_direct_computation_on_fixed_returns():
+    maml = [[-10.0, -4.0, -2.0], [-20.0, -2.0, -1.5], [-30.0, -3.0, -2.5], [-12.5, -1.0, -1.0]]  # [tasks][steps]
+    pretrained = [[-11.0, -9.0, -3.0], [-19.0, -8.0, -2.0], [-31.0, -7.0, -4.0], [-12.0, -6.0, -1.0]]
+    oracle = [[-0.5], [-0.7], [-0.4], [-0.6]]  # no inner steps: one level
+    short = [[-10.0, -5.0], [-20.0, -4.0], [-30.0, -6.0], [-12.5, -2.0]]  # one step fewer
+    results = [{"label": name, "per_task": values} for name, values in
+               (("maml", maml), ("pretrained", pretrained), ("oracle", oracle), ("short", short))]
+    differences = paired_differences(results)
+    assert [d["label"] for d in differences] == ["pretrained", "oracle", "short"]
+    expected = {"pretrained": np.array(maml) - np.array(pretrained), "oracle": np.array(maml) - np.array(oracle),
+                "short": np.array(maml)[:, :2] - np.array(short)}
+    for difference in differences:
+        values = expected[difference["label"]]  # [tasks][steps]
+        assert [row["step"] for row in difference["summary"]] == list(range(values.shape[1]))
+        for row, column in zip(difference["summary"], values.T):
+            assert row["mean"] == pytest.approx(column.mean())
+            assert row["stderr"] == pytest.approx(column.std(ddof=1) / math.sqrt(len(column)))
+    reversed_order = paired_differences([results[2], results[0]])[0]["summary"]  # the oracle first: held level too
+    assert [row["mean"] for row in reversed_order] == pytest.approx(list((np.array(oracle) - np.array(maml)).mean(0)))
 
 
 def test_labels_tell_maml_runs_with_another_inner_objective_apart():

@@ -101,13 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Pre- and post-adaptation return, KL of the meta-update, seconds per "
                                       "iteration and (when episodes end before the horizon) steps per "
                                       "trajectory against meta-iteration, from each run's metrics.jsonl; "
-                                      "several runs are overlaid.")
+                                      "several runs are overlaid. Prints the same over a window of "
+                                      "iterations as a table.")
     plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
                       help="run folders, each with a metrics.jsonl")
     plot.add_argument("--output", type=Path,
                       help="image file, PNG unless its suffix names another format (.pdf, .svg, ...); default "
                            "RUN_DIR/training.png for one run, ./training-curves.png for several")
     plot.add_argument("--smooth", type=int, default=10, help="moving-average window in iterations (default 10)")
+    plot.add_argument("--iterations", metavar="FIRST-LAST",
+                      help="meta-iterations (from 0, both included) of the printed summary: mean return before "
+                           "and after adaptation, median seconds and KL per run, and each run's return after "
+                           "adaptation minus the first run's, paired over iterations (default: the last 50 of "
+                           "the shortest run)")
 
     sub.add_parser("envs", help="list the task families (built in and from installed plugins)")
 

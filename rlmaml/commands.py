@@ -24,6 +24,7 @@ from rlmaml.paper import paper_curves, paper_label
 from rlmaml.plugins import all_families
 from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, output_dir, read_metrics, write_json
 from rlmaml.tasks import EnvKwargsError
+from rlmaml.training_summary import default_window, parse_window, summarize_training
 
 if TYPE_CHECKING:
     from rlmaml.evaluation import EvalSettings
@@ -249,10 +250,32 @@ def cmd_plot(args: argparse.Namespace) -> int:
         figure_format(output)
     except ValueError as error:
         raise ConfigError(f"--output {output}: {error}") from None
+    window = parse_window(args.iterations) if args.iterations else default_window(curves)
     make_output_dir(output.parent)
     plot_training(curves, output, args.smooth)
+    print_training_summary(summarize_training(curves, *window), *window)
     print(f"Wrote {output}")
     return 0
+
+
+def print_training_summary(rows: list[dict[str, Any]], first: int, last: int) -> None:
+    """The :func:`rlmaml.training_summary.summarize_training` table, one line per run."""
+    width = max(len(row["name"]) for row in rows) + 2
+    print(f"meta-iterations {first}-{last}: mean return before / after adaptation, median seconds per iteration and KL"
+          + (f"; after adaptation minus {rows[0]['name']}, paired over iterations" if len(rows) > 1 else ""))
+    print(f"{'run':{width}s}{'iterations':>11s}{'before':>10s}{'after':>10s}{'s/it':>8s}{'KL':>9s}"
+          + ("  paired difference" if len(rows) > 1 else ""))
+    for row in rows:
+        paired = row.get("paired")
+        difference = "" if paired is None else "  " + _cell(paired, 0, signed=True)
+        print(f"{row['name']:{width}s}{row['iterations']:>11d}{_number(row['pre_return'], 10, '.2f')}"
+              f"{_number(row['post_return'], 10, '.2f')}{_number(row['seconds'], 8, '.2f')}"
+              f"{_number(row['kl'], 9, '.4f')}{difference}")
+
+
+def _number(value: float | None, width: int, spec: str) -> str:
+    """``value`` formatted by ``spec`` and right-aligned in ``width``; a dash for a missing value."""
+    return ("-" if value is None else format(value, spec)).rjust(width)
 
 
 def cmd_envs(args: argparse.Namespace) -> int:

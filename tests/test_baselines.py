@@ -186,7 +186,20 @@ def test_comparing_runs_of_different_families_is_a_one_line_error(runs, tmp_path
 def test_plot_writes_training_curves_of_several_runs(runs, tmp_path, capsys):
     output = tmp_path / "curves.png"
     assert main(["plot", str(runs["maml"]), str(runs["pretrained"]), "--output", str(output)]) == 0
-    assert output.read_bytes()[:4] == b"\x89PNG" and str(output) in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert output.read_bytes()[:4] == b"\x89PNG" and str(output) in printed
+    maml, pretrained = (read_metrics(RunDir(runs[m]).metrics) for m in ("maml", "pretrained"))
+    summary = printed.splitlines()[:4]  # TINY runs have 2 iterations: the window is both
+    assert summary[0].startswith("meta-iterations 0-1: ") and summary[0].endswith("minus maml, paired over iterations")
+    assert summary[2].split() == ["maml", "2", f"{np.mean([r['pre_return'] for r in maml]):.2f}",
+                                  f"{np.mean([r['post_return'] for r in maml]):.2f}",
+                                  f"{np.median([r['time_total'] for r in maml]):.2f}",
+                                  f"{np.median([r['kl'] for r in maml]):.4f}"]
+    differences = [p["post_return"] - m["post_return"] for p, m in zip(pretrained, maml)]
+    assert summary[3].split()[-3:] == [f"{np.mean(differences):+.2f}", "±",
+                                       f"{np.std(differences, ddof=1) / math.sqrt(2):.2f}"]
+    assert main(["plot", str(runs["maml"]), "--output", str(output), "--iterations", "1-0"]) == 2
+    assert "--iterations expects FIRST-LAST" in capsys.readouterr().err
     assert main(["plot", str(runs["random"])]) == 2
     assert "a random-initialisation run does not train" in capsys.readouterr().err
     (tmp_path / "fresh").mkdir()

@@ -50,8 +50,8 @@ def summarize_training(curves: Sequence[tuple[str, list[dict[str, Any]]]], first
         row: dict[str, Any] = {"name": name, "iterations": len(window),
                                "pre_return": _mean([r["pre_return"] for r in window.values()]),
                                "post_return": _mean([r["post_return"] for r in window.values()]),
-                               "seconds": _median([r["time_total"] for r in window.values()]),
-                               "kl": _median([r["kl"] for r in window.values()])}
+                               "seconds": _median([r.get("time_total") for r in window.values()]),
+                               "kl": _median([r.get("kl") for r in window.values()])}
         if index:
             row["paired"] = _paired(window, windows[0])
         rows.append(row)
@@ -60,7 +60,7 @@ def summarize_training(curves: Sequence[tuple[str, list[dict[str, Any]]]], first
 
 def _paired(window: dict[int, dict[str, Any]], reference: dict[int, dict[str, Any]]) -> dict[str, float] | None:
     """Post-adaptation return minus the reference's at the iterations both recorded (null values skipped)."""
-    differences = [window[i]["post_return"] - reference[i]["post_return"] for i in window.keys() & reference.keys()
+    differences = [window[i]["post_return"] - reference[i]["post_return"] for i in sorted(window.keys() & reference.keys())
                    if window[i]["post_return"] is not None and reference[i]["post_return"] is not None]
     if not differences:
         return None

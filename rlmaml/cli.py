@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Adapt each run's policy on the same held-out tasks (the first run's) and "
                                           "report the mean return, with its standard error over tasks, after each "
                                           "inner step. Step 0 is the return of the trajectories used for the first "
-                                          "step. Writes evaluation.json, evaluation.csv and evaluation.png.")
+                                          "step. With several checkpoints, also the first one's return minus each "
+                                          "other's, paired over tasks. Writes evaluation.json, evaluation.csv and "
+                                          "evaluation.png.")
     evaluate.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR",
                           help="run folders (MAML and baselines of one task family)")
     evaluate.add_argument("--num-steps", type=int, default=3, help="inner steps K (default 3)")

@@ -38,7 +38,7 @@ def summarize_training(curves: Sequence[tuple[str, list[dict[str, Any]]]], first
     Returns:
         One dict per run: ``name``, ``iterations`` (how many it recorded in the window),
         ``pre_return`` and ``post_return`` (means), ``seconds`` (median seconds per iteration),
-        ``kl`` (median), each None without records; and for every run after the first,
+        ``kl`` (median), each None without records (missing and diverged values are left out); and for every run after the first,
         ``paired``: its post-adaptation return minus the first run's at the same iterations
         (``mean``, ``stderr``, ``iterations``), or None when they share no iteration. Runs with
         one seed draw the same training tasks at the same iteration, so this difference is free
@@ -59,20 +59,26 @@ def summarize_training(curves: Sequence[tuple[str, list[dict[str, Any]]]], first
 
 
 def _paired(window: dict[int, dict[str, Any]], reference: dict[int, dict[str, Any]]) -> dict[str, float] | None:
-    """Post-adaptation return minus the reference's at the iterations both recorded (null values skipped)."""
+    """Post-adaptation return minus the reference's at the iterations both recorded (diverged values skipped)."""
     differences = [window[i]["post_return"] - reference[i]["post_return"] for i in sorted(window.keys() & reference.keys())
-                   if window[i]["post_return"] is not None and reference[i]["post_return"] is not None]
+                   if _recorded(window[i]["post_return"]) and _recorded(reference[i]["post_return"])]
     if not differences:
         return None
     stderr = statistics.stdev(differences) / math.sqrt(len(differences)) if len(differences) > 1 else math.nan
     return {"mean": statistics.fmean(differences), "stderr": stderr, "iterations": len(differences)}
 
 
+def _recorded(value: float | None) -> bool:
+    """A usable number: not missing, and not the nan that :func:`rlmaml.runs.read_metrics` reads a
+    diverged (null) value as."""
+    return value is not None and math.isfinite(value)
+
+
 def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
+    present = [v for v in values if _recorded(v)]
     return statistics.fmean(present) if present else None
 
 
 def _median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
+    present = [v for v in values if _recorded(v)]
     return statistics.median(present) if present else None

@@ -16,7 +16,7 @@ def _records(post_returns, first_iteration=0):
 
 def test_means_medians_and_paired_differences_match_a_direct_computation():
     reference = _records([-12.0, -11.0, -13.0, -12.5, -11.5, -12.2])
-    other = _records([-11.0, -10.5, -12.0, None, -10.0])  # one iteration short, one diverged (null)
+    other = _records([-11.0, -10.5, -12.0, None, -10.0])  # one iteration short, one missing
     rows = summarize_training([("a", reference), ("b", other)], 1, 5)  # iterations 1 to 5, both included
     a, b = rows
     assert (a["name"], a["iterations"], b["iterations"]) == ("a", 5, 4)
@@ -28,6 +28,16 @@ def test_means_medians_and_paired_differences_match_a_direct_computation():
     assert b["paired"]["iterations"] == 3 and "paired" not in a
     assert b["paired"]["mean"] == pytest.approx(differences.mean())
     assert b["paired"]["stderr"] == pytest.approx(differences.std(ddof=1) / math.sqrt(3))
+
+
+def test_diverged_values_read_back_as_nan_are_left_out_like_missing_ones():
+    reference = _records([-12.0, -11.0, -13.0])
+    diverged = _records([-11.0, math.nan, -12.0])  # read_metrics turns a null (diverged) value into nan
+    missing = _records([-11.0, None, -12.0])
+    assert summarize_training([("a", reference), ("b", diverged)], 0, 2) == \
+        summarize_training([("a", reference), ("b", missing)], 0, 2)
+    row = summarize_training([("a", reference), ("b", diverged)], 0, 2)[1]
+    assert row["post_return"] == pytest.approx(-11.5) and row["paired"]["mean"] == pytest.approx(1.0)
 
 
 def test_runs_that_share_no_iteration_have_no_paired_difference():

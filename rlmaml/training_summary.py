@@ -22,9 +22,8 @@ def parse_window(text: str) -> tuple[int, int]:
 
 def default_window(curves: Sequence[tuple[str, list[dict[str, Any]]]], size: int = DEFAULT_WINDOW) -> tuple[int, int]:
     """The last ``size`` meta-iterations of the shortest run that has records (all of it if shorter)."""
-    lengths = [len(records) for _, records in curves if records]
-    shortest = min(lengths)
-    return max(0, shortest - size), shortest - 1
+    last = min(records[-1]["iteration"] for _, records in curves if records)
+    return max(0, last - size + 1), last
 
 
 def summarize_training(curves: Sequence[tuple[str, list[dict[str, Any]]]], first: int,

@@ -1,6 +1,7 @@
 """The README must stay true to the code: its commands, flags and config fields."""
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
@@ -46,3 +47,78 @@ def test_the_python_example_runs(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == [f"after {k} steps" for k in range(4)]
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 2
+
+
+ROOT = Path(__file__).resolve().parent.parent
+MEAN_SE = re.compile(r"([+-]?\d+\.\d+) ± (\d+\.\d+)")
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    """Anchors of every heading, with GitHub's -1, -2, ... suffixes for repeated ones."""
+    seen: dict[str, int] = {}
+    out = set()
+    for heading in re.findall(r"^#+ (.*)$", re.sub(r"```.*?```", "", markdown, flags=re.S), re.M):
+        slug = github_anchor(heading)
+        out.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+        seen[slug] = seen.get(slug, 0) + 1
+    return out
+
+
+def test_links_to_headings_resolve():
+    results = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    for target in re.findall(r"RESULTS\.md#([^)\s]+)\)", README):
+        assert target in anchors(results), target
+    for target in re.findall(r"\]\(#([^)\s]+)\)", README):
+        assert target in anchors(README), target
+
+
+def stored_rows() -> list[tuple[str, list[tuple[float, float]]]]:
+    """Every (mean, standard error) sequence in results/**/evaluation.json: the methods' rows and the
+    paired differences (both signs)."""
+    rows = []
+    for path in sorted((ROOT / "results").glob("**/evaluation.json")):
+        table = json.loads(path.read_text())
+        for result in table["results"]:
+            rows.append((f"{path} {result['label']}", [(s["mean"], s["stderr"]) for s in result["summary"]]))
+        for diff in (table.get("paired") or {}).get("differences", []):
+            pairs = [(s["mean"], s["stderr"]) for s in diff["summary"]]
+            rows.append((f"{path} minus {diff['label']}", pairs))
+            rows.append((f"{path} {diff['label']} minus", [(-m, e) for m, e in pairs]))
+    return rows
+
+
+def decimals(text: str) -> int:
+    return len(text.split(".")[1])
+
+
+def quotes(doc_pairs: list[tuple[str, str]], stored: list[tuple[float, float]]) -> bool:
+    """Whether the quoted pairs are this stored sequence (or a consecutive part of it), up to rounding."""
+    return len(doc_pairs) <= len(stored) and all(
+        abs(float(m) - sm) <= 0.6 * 10 ** -decimals(m) and abs(float(e) - se) <= 0.6 * 10 ** -decimals(e)
+        for (m, e), (sm, se) in zip(doc_pairs, stored))
+
+
+def test_quoted_tables_round_the_stored_results_correctly():
+    """A row of 'mean ± se' figures that quotes a stored evaluation must round each stored value itself
+    (not a value rounded once already)."""
+    rows = stored_rows()
+    wrong = []
+    for doc in (ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md"):
+        for number, line in enumerate(doc.read_text().splitlines(), 1):
+            doc_pairs = MEAN_SE.findall(line)
+            if len(doc_pairs) < 2:
+                continue
+            for name, stored in rows:
+                for start in range(len(stored)):
+                    if not quotes(doc_pairs, stored[start:]):
+                        continue
+                    for (m, e), (sm, se) in zip(doc_pairs, stored[start:]):
+                        exact = (f"{sm:.{decimals(m)}f}", f"{se:.{decimals(e)}f}")
+                        if (m.lstrip("+"), e) != exact:
+                            wrong.append(f"{doc.name}:{number}: {m} ± {e} should be {exact[0]} ± {exact[1]} ({name})")
+    assert not wrong, "\n".join(wrong)

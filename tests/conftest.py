@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,9 @@ from rlmaml.advantages import with_advantages
 from rlmaml.batch import Batch
 from rlmaml.policy import GaussianMLPPolicy, per_task_params
 from rlmaml.sampling import TaskSampler
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The source checkout the tests run in (README, benchmarks/, examples/, results/)."""
 
 
 def make_batch(num_tasks: int = 3, num_traj: int = 4, horizon: int = 12, seed: int = 0,

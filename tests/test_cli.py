@@ -1,7 +1,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +12,8 @@ from rlmaml.errors import UserError
 from rlmaml.runs import RunWriteError, read_metrics
 from rlmaml.tasks import EnvMakeError, TaskProtocolError
 from rlmaml.workers import RolloutWorkerError
+
+from conftest import REPO_ROOT
 
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
         "--set", "num_eval_tasks=4", "--no-progress"]
@@ -139,7 +140,7 @@ def test_a_one_task_evaluation_prints_means_without_a_standard_error(capsys, tmp
 
 @pytest.mark.parametrize("where", ["repository root (source checkout)", "elsewhere (installed package)"])
 def test_python_dash_m_and_envs_listing(where, tmp_path):
-    cwd = Path(__file__).resolve().parent.parent if where.startswith("repository") else tmp_path
+    cwd = REPO_ROOT if where.startswith("repository") else tmp_path
     result = subprocess.run([sys.executable, "-m", "rlmaml", "envs"], capture_output=True, text=True, cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert "rlmaml/Navigation2D-v0" in result.stdout

@@ -19,8 +19,9 @@ from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.sampling import TaskSampler
 from rlmaml.workers import RolloutWorkerError
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "point_velocity"
+from conftest import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "examples" / "point_velocity"
 CUSTOM = "custom_family:custom/Target1D-v0"
 
 
@@ -99,7 +100,7 @@ def _fake_install(site: Path, entry_point: str) -> None:
 
 
 def _rlmaml(args: list[str], site: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(EXAMPLE), str(REPO)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(EXAMPLE), str(REPO_ROOT)])}
     return subprocess.run([sys.executable, "-m", "rlmaml", *args], capture_output=True, text=True, env=env,
                           cwd=site, timeout=120)
 

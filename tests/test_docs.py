@@ -3,13 +3,13 @@
 import dataclasses
 import json
 import re
-from pathlib import Path
 
 from rlmaml.cli import build_parser
 from rlmaml.config import TrainConfig
 
-ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+from conftest import REPO_ROOT
+
+README = (REPO_ROOT / "README.md").read_text()
 MEAN_SE = re.compile(r"([+-]?\d+\.\d+) ± (\d+\.\d+)")
 
 
@@ -17,7 +17,7 @@ def test_readme_starts_with_the_two_fresh_machine_commands():
     first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1).strip().splitlines()
     assert first_block == ['pip install torch==2.13.0 && pip install . && rlmaml train',
                            'pip install torch==2.13.0 && pip install ".[test]" && pytest']
-    ci = (ROOT / ".ci" / "run").read_text()
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
     assert first_block[1] in ci
 
 
@@ -68,7 +68,7 @@ def anchors(markdown: str) -> set[str]:
 
 
 def test_links_to_headings_resolve():
-    results_anchors = anchors((ROOT / "benchmarks" / "RESULTS.md").read_text())
+    results_anchors = anchors((REPO_ROOT / "benchmarks" / "RESULTS.md").read_text())
     readme_anchors = anchors(README)
     for target in re.findall(r"RESULTS\.md#([^)\s]+)\)", README):
         assert target in results_anchors, target
@@ -80,7 +80,7 @@ def stored_rows() -> list[tuple[str, list[tuple[float, float]]]]:
     """Every (mean, standard error) sequence in results/**/evaluation.json: the methods' rows and the
     paired differences (both signs)."""
     rows = []
-    for path in sorted((ROOT / "results").glob("**/evaluation.json")):
+    for path in sorted((REPO_ROOT / "results").glob("**/evaluation.json")):
         table = json.loads(path.read_text())
         for result in table["results"]:
             rows.append((f"{path} {result['label']}", [(s["mean"], s["stderr"]) for s in result["summary"]]))
@@ -107,7 +107,7 @@ def test_quoted_tables_round_the_stored_results_correctly():
     (not a value rounded once already)."""
     rows = stored_rows()
     wrong = []
-    for doc in (ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md"):
+    for doc in (REPO_ROOT / "README.md", REPO_ROOT / "benchmarks" / "RESULTS.md"):
         for number, line in enumerate(doc.read_text().splitlines(), 1):
             doc_pairs = MEAN_SE.findall(line)
             if len(doc_pairs) < 2:

@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,9 @@ from rlmaml.evaluation import evaluation_tasks, loaded_run
 from rlmaml.runs import RunDir
 from rlmaml.tasks import make_env
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nav_gap_by_goal.py"
+from conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks" / "nav_gap_by_goal.py"
 HORIZON = 8
 
 

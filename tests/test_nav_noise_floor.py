@@ -1,7 +1,6 @@
 """benchmarks/nav_noise_floor.py: the noise-floor figures behind issue 4's analysis."""
 
 import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,9 @@ from rlmaml.checkpoints import load_checkpoint
 from rlmaml.cli import main
 from rlmaml.runs import RunDir
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "nav_noise_floor.py"
+from conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks" / "nav_noise_floor.py"
 
 
 @pytest.fixture(scope="module")

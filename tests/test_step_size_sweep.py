@@ -6,13 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from rlmaml.cli import main
 
-SWEEP = Path(__file__).resolve().parents[1] / "benchmarks" / "step_size_sweep.py"
+from conftest import REPO_ROOT
+
+SWEEP = REPO_ROOT / "benchmarks" / "step_size_sweep.py"
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
         "--set", "num_eval_tasks=4", "--set", "snapshot_every=1", "--no-progress", "--no-evaluate"]
 

@@ -102,22 +102,27 @@ def quotes(doc_pairs: list[tuple[str, str]], stored: list[tuple[float, float]]) 
         for (m, e), (sm, se) in zip(doc_pairs, stored))
 
 
-def test_quoted_tables_round_the_stored_results_correctly():
-    """A row of 'mean ± se' figures that quotes a stored evaluation must round each stored value itself
-    (not a value rounded once already)."""
+def runs_of_two_or_more(pairs: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """Every consecutive run of at least two of a line's 'mean ± se' figures: a line may quote a stored
+    sequence next to figures from elsewhere (a table row of several results, a sentence)."""
+    return [pairs[a:b] for a in range(len(pairs)) for b in range(a + 2, len(pairs) + 1)]
+
+
+def test_quoted_figures_round_the_stored_results_correctly():
+    """Two or more consecutive 'mean ± se' figures on a line that quote a stored evaluation must round
+    each stored value itself (not a value rounded once already)."""
     rows = stored_rows()
     wrong = []
     for doc in (REPO_ROOT / "README.md", REPO_ROOT / "benchmarks" / "RESULTS.md"):
         for number, line in enumerate(doc.read_text().splitlines(), 1):
-            doc_pairs = MEAN_SE.findall(line)
-            if len(doc_pairs) < 2:
-                continue
-            for name, stored in rows:
-                for start in range(len(stored)):
-                    if not quotes(doc_pairs, stored[start:]):
-                        continue
-                    for (m, e), (sm, se) in zip(doc_pairs, stored[start:]):
-                        exact = (f"{sm:.{decimals(m)}f}", f"{se:.{decimals(e)}f}")
-                        if (m.lstrip("+"), e) != exact:
-                            wrong.append(f"{doc.name}:{number}: {m} ± {e} should be {exact[0]} ± {exact[1]} ({name})")
-    assert not wrong, "\n".join(wrong)
+            for doc_pairs in runs_of_two_or_more(MEAN_SE.findall(line)):
+                for name, stored in rows:
+                    for start in range(len(stored)):
+                        if not quotes(doc_pairs, stored[start:]):
+                            continue
+                        for (m, e), (sm, se) in zip(doc_pairs, stored[start:]):
+                            exact = (f"{sm:.{decimals(m)}f}", f"{se:.{decimals(e)}f}")
+                            if (m.lstrip("+"), e) != exact:
+                                wrong.append(f"{doc.name}:{number}: {m} ± {e} should be {exact[0]} ± {exact[1]} "
+                                             f"({name})")
+    assert not wrong, "\n".join(sorted(set(wrong)))

@@ -22,12 +22,11 @@ import csv
 import itertools
 from pathlib import Path
 
-from rlmaml.commands import print_evaluation
+from rlmaml.commands import report_evaluation
 from rlmaml.config import ConfigError, load_config
 from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks
 from rlmaml.paper import paper_curves
-from rlmaml.report import plot_adaptation, write_csv
-from rlmaml.runs import RunDir, write_json
+from rlmaml.runs import RunDir
 from rlmaml.trainer import Trainer
 
 
@@ -109,10 +108,7 @@ def main() -> None:
                   "selection": {str(path): {"checkpoint": which, "first": first, "later_factor": factor}
                                 for path, (which, first, factor) in chosen.items()},
                   **({"paper": paper} if paper else {})}
-    print_evaluation(evaluation)
-    write_json(evaluation, args.out_dir / "evaluation.json")
-    write_csv(evaluation, args.out_dir / "evaluation.csv")
-    plot_adaptation(evaluation, args.out_dir / "evaluation.png")
+    report_evaluation(evaluation, args.out_dir)
     print(f"Wrote {args.out_dir}/evaluation.json, evaluation.csv, evaluation.png and step_sizes.csv")
 
 

@@ -181,18 +181,24 @@ def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: Ev
     """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``; ``paper``
     (from :func:`rlmaml.paper.paper_curves`) adds the published curves to the table, JSON and figure."""
     from rlmaml.evaluation import evaluate_runs
-    from rlmaml.report import plot_adaptation, write_csv
 
     with output_dir(out_dir):  # made before the evaluation, which can take minutes; removed if it fails
         evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
     if paper is not None:
         evaluation["paper"] = paper
+    report_evaluation(evaluation, out_dir)
+    print(f"Wrote {out_dir}/evaluation.json, evaluation.csv and evaluation.png")
+    return evaluation
+
+
+def report_evaluation(evaluation: dict[str, Any], out_dir: Path) -> None:
+    """Print the evaluation's tables and write evaluation.json, .csv and .png to ``out_dir``."""
+    from rlmaml.report import plot_adaptation, write_csv
+
     print_evaluation(evaluation)
     write_json(evaluation, out_dir / "evaluation.json")
     write_csv(evaluation, out_dir / "evaluation.csv")
     plot_adaptation(evaluation, out_dir / "evaluation.png")
-    print(f"Wrote {out_dir}/evaluation.json, evaluation.csv and evaluation.png")
-    return evaluation
 
 
 def _distinct_runs(paths: Sequence[Path]) -> list[RunDir]:

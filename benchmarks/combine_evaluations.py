@@ -1,0 +1,108 @@
+"""Put results of separate evaluations on the same tasks into one table, figure and JSON, paired over tasks.
+
+    python benchmarks/combine_evaluations.py 'results/cheetah-vel-seed1/evaluation.json:MAML (final, it. 500)' \\
+        runs/exp/eval-oracle/evaluation.json --out-dir results/cheetah-vel-seed1/oracle-500
+
+Each argument is an ``evaluation.json`` (from ``rlmaml evaluate`` or ``step_size_sweep.py``), with
+``:LABEL`` to take one of its results (default: all of them); the first result is the reference of
+the paired differences. ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of
+the evaluation seed, so a result does not depend on what else was evaluated with it: results of
+separate evaluations with the same family, tasks, trajectories per step and seed are what one
+evaluation of them all gives, and their per-task returns pair. The files must agree on all of these;
+the tasks are compared through the ``test_tasks.json`` of the runs they came from, and a file whose
+run folder is gone is refused unless ``--allow-missing-tasks`` (check the tasks another way first:
+say, a result of the lost run reproduced to the digit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from rlmaml.commands import report_evaluation
+from rlmaml.evaluation import paired_differences
+from rlmaml.runs import RunError, read_json
+
+SHARED = ("env_id", "env_kwargs", "task_set", "num_tasks", "num_traj", "seed")
+
+
+class CombineError(Exception):
+    """The evaluations cannot be paired (other tasks, settings or labels)."""
+
+
+def selected(argument: str) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]:
+    """``FILE`` or ``FILE:LABEL``: the file, its evaluation and the results taken from it."""
+    file_name, _, label = argument.partition(".json:")
+    path = Path(f"{file_name}.json" if file_name != argument else argument)
+    if not path.is_file():
+        raise CombineError(f"{path}: no such evaluation file")
+    evaluation = read_json(path)
+    results = [r for r in evaluation["results"] if not label or r["label"] == label]
+    if not results:
+        labels = ", ".join(repr(r["label"]) for r in evaluation["results"])
+        raise CombineError(f"{path} has no result labelled {label!r} (it has {labels})")
+    return path, evaluation, results
+
+
+def recorded_tasks(evaluation: dict[str, Any], num_tasks: int) -> tuple[int, list[dict[str, Any]]] | None:
+    """The seed and first ``num_tasks`` test tasks of the run the evaluation took its tasks from (its
+    validation tasks are drawn from that seed); None if the run folder is gone."""
+    path = Path(evaluation["tasks_from"]) / "test_tasks.json"
+    if not path.is_file():
+        return None
+    recorded = read_json(path)
+    return recorded["seed"], recorded["tasks"][:num_tasks]
+
+
+def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str, Any]:
+    """One evaluation record (as ``rlmaml evaluate`` writes) of the selected results, the first minus
+    each other paired over tasks; raises CombineError if they were not evaluated alike."""
+    picked = [selected(argument) for argument in arguments]
+    first_path, first, _ = picked[0]
+    tasks = recorded_tasks(first, first["num_tasks"])
+    for path, evaluation, _ in picked:
+        for key in SHARED:
+            if evaluation.get(key) != first.get(key):
+                raise CombineError(f"{path} has {key} {evaluation.get(key)!r}, {first_path} {first.get(key)!r}: "
+                                   "only evaluations on the same tasks with the same settings pair")
+        other = recorded_tasks(evaluation, first["num_tasks"])
+        if (tasks is None or other is None) and not allow_missing_tasks:
+            gone = first["tasks_from"] if tasks is None else evaluation["tasks_from"]
+            raise CombineError(f"{gone}/test_tasks.json is gone, so the tasks cannot be compared; pass "
+                               "--allow-missing-tasks if you have checked them another way")
+        if tasks is not None and other is not None and other != tasks:
+            raise CombineError(f"{evaluation['tasks_from']} and {first['tasks_from']} hold different tasks")
+    results = [result for _, _, chosen in picked for result in chosen]
+    labels = [result["label"] for result in results]
+    if len(set(labels)) < len(labels):
+        raise CombineError(f"a label occurs twice ({', '.join(labels)}): take one result per label")
+    record = {key: first[key] for key in ("env_id", "env_kwargs", "task_set", "tasks_from", "num_tasks",
+                                          "num_traj", "seed")}
+    record["combined_from"] = [str(path) for path, _, _ in picked]
+    record["results"] = results
+    if len(results) > 1:
+        record["paired"] = {"reference": results[0]["label"], "differences": paired_differences(results)}
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("evaluations", nargs="+", metavar="FILE[:LABEL]",
+                        help="evaluation.json files, each optionally with :LABEL to take one of its results")
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--allow-missing-tasks", action="store_true",
+                        help="combine even when a run folder whose tasks were used is gone")
+    args = parser.parse_args()
+    try:
+        record = combine(args.evaluations, args.allow_missing_tasks)
+    except (CombineError, RunError) as error:
+        sys.exit(f"error: {error}")
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    report_evaluation(record, args.out_dir)
+    print(f"Wrote {args.out_dir}/evaluation.json, evaluation.csv and evaluation.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""benchmarks/combine_evaluations.py: separate evaluations on the same tasks, combined, are one evaluation."""
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from rlmaml.cli import main
+
+from conftest import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks" / "combine_evaluations.py"
+TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
+        "--set", "num_eval_tasks=4", "--no-progress", "--no-evaluate"]
+EVAL = ["--num-steps", "2", "--num-traj", "3", "--checkpoint", "final", "--no-progress"]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("combine_evaluations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def evaluations(tmp_path_factory):
+    """Runs of three methods on seed 0 and one MAML run on seed 1; the seed-0 runs evaluated together and
+    each on its own."""
+    root = tmp_path_factory.mktemp("combine")
+    runs = {name: root / name for name in ("maml", "oracle", "random", "maml-seed1")}
+    for name, path in runs.items():
+        method = name.split("-")[0]
+        assert main(["train", *TINY, "--method", method, "--seed", "1" if "seed1" in name else "0",
+                     "--run-dir", str(path)]) == 0
+    files = {}
+    for name in ("maml", "oracle", "random"):
+        assert main(["evaluate", str(runs[name]), *EVAL, "--out-dir", str(root / f"eval-{name}")]) == 0
+        files[name] = root / f"eval-{name}" / "evaluation.json"
+    assert main(["evaluate", str(runs["maml"]), str(runs["oracle"]), str(runs["random"]), *EVAL,
+                 "--out-dir", str(root / "joint")]) == 0
+    assert main(["evaluate", str(runs["maml-seed1"]), *EVAL, "--out-dir", str(root / "eval-seed1")]) == 0
+    files["maml-seed1"] = root / "eval-seed1" / "evaluation.json"
+    return runs, files, json.loads((root / "joint" / "evaluation.json").read_text())
+
+
+def test_combined_separate_evaluations_equal_one_joint_evaluation(evaluations, tmp_path):
+    _, files, joint = evaluations
+    out = tmp_path / "combined"
+    done = subprocess.run([sys.executable, str(SCRIPT), str(files["maml"]), str(files["oracle"]), str(files["random"]),
+                           "--out-dir", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    combined = json.loads((out / "evaluation.json").read_text())
+    assert [r["per_task"] for r in combined["results"]] == [r["per_task"] for r in joint["results"]]
+    assert combined["paired"] == joint["paired"]
+    assert {"env_id", "task_set", "num_tasks", "num_traj", "seed"} <= combined.keys()
+    assert all(combined[key] == joint[key] for key in ("env_id", "task_set", "num_tasks", "num_traj", "seed"))
+    assert (out / "evaluation.csv").is_file() and (out / "evaluation.png").stat().st_size > 0
+
+
+def test_a_label_takes_one_result_from_a_file(evaluations, tmp_path):
+    _, files, joint = evaluations
+    joint_file = tmp_path / "joint.json"
+    joint_file.write_text(json.dumps(joint))
+    oracle_label = next(r["label"] for r in joint["results"] if r["method"] == "oracle")
+    record = load_script().combine([f"{files['random']}", f"{joint_file}:{oracle_label}"])
+    assert [r["method"] for r in record["results"]] == ["random", "oracle"]
+    assert record["paired"]["reference"] == "random init"
+
+
+def test_refuses_what_does_not_pair(evaluations, tmp_path):
+    runs, files, _ = evaluations
+    script = load_script()
+    with pytest.raises(script.CombineError, match="seed"):  # other tasks: another seed's run
+        script.combine([str(files["maml"]), str(files["maml-seed1"])])
+    with pytest.raises(script.CombineError, match="no result labelled 'nope'"):
+        script.combine([str(files["maml"]), f"{files['oracle']}:nope"])
+    with pytest.raises(script.CombineError, match="twice"):
+        script.combine([str(files["maml"]), str(files["maml"])])
+    moved = tmp_path / "moved"
+    shutil.copytree(runs["oracle"], moved)
+    shutil.rmtree(runs["oracle"])
+    try:
+        with pytest.raises(script.CombineError, match="--allow-missing-tasks"):
+            script.combine([str(files["maml"]), str(files["oracle"])])
+        record = script.combine([str(files["maml"]), str(files["oracle"])], allow_missing_tasks=True)
+        assert len(record["results"]) == 2
+    finally:
+        shutil.copytree(moved, runs["oracle"])
+    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "missing.json"), "--out-dir", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "missing.json: no such evaluation file" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -11,7 +11,8 @@ separate evaluations with the same family, tasks, trajectories per step and seed
 evaluation of them all gives, and their per-task returns pair. The files must agree on all of these;
 the tasks are compared through the ``test_tasks.json`` of the runs they came from, and a file whose
 run folder is gone is refused unless ``--allow-missing-tasks`` (check the tasks another way first:
-say, a result of the lost run reproduced to the digit).
+say, a result of the lost run reproduced to the digit). The written JSON names its inputs under
+``combined_from``; the inputs' published-curve rows and sweep selections are not carried over.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def selected(argument: str) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]
     if not path.is_file():
         raise CombineError(f"{path}: no such evaluation file")
     evaluation = read_json(path)
+    if not isinstance(evaluation, dict) or not all(key in evaluation for key in ("results", "tasks_from", *SHARED)):
+        raise CombineError(f"{path} is not an evaluation.json of rlmaml evaluate or step_size_sweep.py")
     results = [r for r in evaluation["results"] if not label or r["label"] == label]
     if not results:
         labels = ", ".join(repr(r["label"]) for r in evaluation["results"])

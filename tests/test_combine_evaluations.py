@@ -89,6 +89,9 @@ def test_refuses_what_does_not_pair(evaluations, tmp_path):
         assert len(record["results"]) == 2
     finally:
         shutil.copytree(moved, runs["oracle"])
+    (tmp_path / "other.json").write_text(json.dumps({"results": []}))
+    with pytest.raises(script.CombineError, match="not an evaluation.json"):
+        script.combine([str(files["maml"]), str(tmp_path / "other.json")])
     done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "missing.json"), "--out-dir", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 1 and "missing.json: no such evaluation file" in done.stderr

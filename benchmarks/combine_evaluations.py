@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from rlmaml.commands import report_evaluation
-from rlmaml.evaluation import paired_differences
-from rlmaml.runs import RunError, read_json
+from rlmaml.config import load_config
+from rlmaml.errors import UserError
+from rlmaml.evaluation import evaluation_tasks, with_paired_differences
+from rlmaml.runs import RunDir, read_json
 
 SHARED = ("env_id", "env_kwargs", "task_set", "num_tasks", "num_traj", "seed")
 
@@ -52,11 +54,10 @@ def selected(argument: str) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]
 def recorded_tasks(evaluation: dict[str, Any], num_tasks: int) -> tuple[int, list[dict[str, Any]]] | None:
     """The seed and first ``num_tasks`` test tasks of the run the evaluation took its tasks from (its
     validation tasks are drawn from that seed); None if the run folder is gone."""
-    path = Path(evaluation["tasks_from"]) / "test_tasks.json"
-    if not path.is_file():
+    run = RunDir(Path(evaluation["tasks_from"]))
+    if not run.test_tasks.is_file():
         return None
-    recorded = read_json(path)
-    return recorded["seed"], recorded["tasks"][:num_tasks]
+    return load_config(run.config).seed, evaluation_tasks(run, "test", num_tasks)
 
 
 def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str, Any]:
@@ -67,27 +68,22 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str
     tasks = recorded_tasks(first, first["num_tasks"])
     for path, evaluation, _ in picked:
         for key in SHARED:
-            if evaluation.get(key) != first.get(key):
-                raise CombineError(f"{path} has {key} {evaluation.get(key)!r}, {first_path} {first.get(key)!r}: "
+            if evaluation[key] != first[key]:
+                raise CombineError(f"{path} has {key} {evaluation[key]!r}, {first_path} {first[key]!r}: "
                                    "only evaluations on the same tasks with the same settings pair")
-        other = recorded_tasks(evaluation, first["num_tasks"])
-        if (tasks is None or other is None) and not allow_missing_tasks:
-            gone = first["tasks_from"] if tasks is None else evaluation["tasks_from"]
-            raise CombineError(f"{gone}/test_tasks.json is gone, so the tasks cannot be compared; pass "
-                               "--allow-missing-tasks if you have checked them another way")
+        other = tasks if evaluation is first else recorded_tasks(evaluation, first["num_tasks"])
+        if other is None and not allow_missing_tasks:
+            raise CombineError(f"{evaluation['tasks_from']}/test_tasks.json is gone, so the tasks cannot be "
+                               "compared; pass --allow-missing-tasks if you have checked them another way")
         if tasks is not None and other is not None and other != tasks:
             raise CombineError(f"{evaluation['tasks_from']} and {first['tasks_from']} hold different tasks")
     results = [result for _, _, chosen in picked for result in chosen]
     labels = [result["label"] for result in results]
     if len(set(labels)) < len(labels):
         raise CombineError(f"a label occurs twice ({', '.join(labels)}): take one result per label")
-    record = {key: first[key] for key in ("env_id", "env_kwargs", "task_set", "tasks_from", "num_tasks",
-                                          "num_traj", "seed")}
-    record["combined_from"] = [str(path) for path, _, _ in picked]
-    record["results"] = results
-    if len(results) > 1:
-        record["paired"] = {"reference": results[0]["label"], "differences": paired_differences(results)}
-    return record
+    header = ("env_id", "env_kwargs", "task_set", "tasks_from", "num_tasks", "num_traj", "seed")
+    return with_paired_differences({**{key: first[key] for key in header},
+                                    "combined_from": [str(path) for path, _, _ in picked], "results": results})
 
 
 def main() -> None:
@@ -100,7 +96,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         record = combine(args.evaluations, args.allow_missing_tasks)
-    except (CombineError, RunError) as error:
+    except (CombineError, UserError) as error:
         sys.exit(f"error: {error}")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     report_evaluation(record, args.out_dir)

@@ -256,9 +256,15 @@ def evaluation_record(config: TrainConfig, task_set: str, tasks_from: RunDir, nu
     with more than one result, ``paired``: the first result minus each other, paired over tasks
     (:func:`paired_differences`)."""
     _name_runs_in_shared_labels(results)
-    record = {"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
-              "tasks_from": str(tasks_from.path), "num_tasks": num_tasks, "num_traj": num_traj,
-              "seed": seed, "results": results}
+    return with_paired_differences({"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
+                                    "tasks_from": str(tasks_from.path), "num_tasks": num_tasks, "num_traj": num_traj,
+                                    "seed": seed, "results": results})
+
+
+def with_paired_differences(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with, when it holds more than one result, ``paired``: the first result's label
+    (``reference``) and the first minus each other, paired over tasks (:func:`paired_differences`)."""
+    results = record["results"]
     if len(results) > 1:
         record["paired"] = {"reference": results[0]["label"], "differences": paired_differences(results)}
     return record

@@ -61,11 +61,12 @@ def main() -> None:
             for item, setting in settings.items():
                 meta = MetaTRPO(trainer.policy, config.inner_lrs, config.first_order, setting, config.inner_objective)
                 started = time.perf_counter()
-                step, loss_before, old = meta.proposed_step(meta_batch)
+                proposal = meta.proposed_step(meta_batch)
+                loss_before = proposal.loss
                 seconds = time.perf_counter() - started
-                loss, kl = meta.loss_and_kl_at(start - step, meta_batch, old)
+                loss, kl = meta.loss_and_kl_at(start - proposal.step, meta_batch, proposal.old)
                 vector_to_parameters(start, trainer.policy.parameters())
-                accepted = meta.line_search(meta_batch, step, loss_before, old)
+                accepted = meta.line_search(meta_batch, proposal)
                 vector_to_parameters(start, trainer.policy.parameters())  # back to the checkpoint's parameters
                 kls[item].append(kl)
                 improvements[item].append(accepted["loss_after"] - accepted["loss_before"])

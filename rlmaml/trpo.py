@@ -40,10 +40,34 @@ class MetaBatch:
     valid: Batch
 
 
-def _rejected(loss_before: float, line_search_steps: int) -> dict[str, float]:
-    """Statistics of a meta-step that left the parameters where they were."""
-    return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0,
-            "line_search_steps": line_search_steps, "step_accepted": 0.0}
+@dataclass(frozen=True)
+class ProposedStep:
+    """The full TRPO step before the line search, with what the line search needs to judge it."""
+
+    step: Tensor
+    """[D]; subtract it from the flat parameters."""
+    loss: float
+    """The surrogate loss at the current parameters."""
+    old: tuple[Tensor, Tensor]
+    """The current adapted distribution: mean [N, M*T, act], log-std [N, 1, act], detached."""
+    predicted_improvement: float
+    """gradient . step: the surrogate's decrease over the full step by its linear model."""
+
+    def scaled(self, factor: float) -> "ProposedStep":
+        """The same proposal with the step (and its predicted improvement) times ``factor``."""
+        return ProposedStep(factor * self.step, self.loss, self.old, factor * self.predicted_improvement)
+
+
+def _step_statistics(proposal: ProposedStep, full_step: tuple[float, float], accepted: tuple[float, float] | None,
+                     line_search_steps: int, fraction: float) -> dict[str, float]:
+    """Statistics of a meta-step. ``full_step``: (loss, KL) at the full step (nan if none was tried);
+    ``accepted``: (loss, KL) at the accepted candidate, ``None`` if the parameters stayed where they were."""
+    loss_after, kl = accepted if accepted is not None else (proposal.loss, 0.0)
+    return {"loss_before": proposal.loss, "loss_after": loss_after, "kl": kl,
+            "line_search_steps": line_search_steps, "step_accepted": float(accepted is not None),
+            "step_fraction": fraction if accepted is not None else 0.0,
+            "full_step_kl": full_step[1], "full_step_improvement": proposal.loss - full_step[0],
+            "predicted_improvement": proposal.predicted_improvement}
 
 
 class MetaTRPO:
@@ -76,14 +100,9 @@ class MetaTRPO:
         kl = masked_task_mean(gaussian_kl(*old, mean, log_std), mask).mean()
         return loss, kl
 
-    def proposed_step(self, meta_batch: MetaBatch) -> tuple[Tensor, float, tuple[Tensor, Tensor]]:
+    def proposed_step(self, meta_batch: MetaBatch) -> ProposedStep:
         """The full TRPO step before the line search: the conjugate-gradient direction scaled so
-        that the quadratic model of the KL equals ``max_kl``.
-
-        Returns:
-            The step [D] (subtract it from the flat parameters), the surrogate loss at the current
-            parameters, and the current adapted distribution (mean, log-std), detached.
-        """
+        that the quadratic model of the KL equals ``max_kl``."""
         s = self.settings
         params = self.policy.params()
         param_list = list(params.values())
@@ -97,7 +116,8 @@ class MetaTRPO:
         hvp = self._hessian_vector_product(params, meta_batch, create_graph, adapted)
         direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
         shs = 0.5 * direction @ h_direction
-        return direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12)), loss.item(), old
+        step = direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12))
+        return ProposedStep(step, loss.item(), old, float(grad @ step))
 
     def loss_and_kl_at(self, vector: Tensor, meta_batch: MetaBatch, old: tuple[Tensor, Tensor]) -> tuple[float, float]:
         """Set the flat parameters to ``vector`` [D]; surrogate loss and KL to ``old`` there."""
@@ -110,28 +130,32 @@ class MetaTRPO:
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update in place; returns statistics of the step."""
-        return self.line_search(meta_batch, *self.proposed_step(meta_batch))
+        return self.line_search(meta_batch, self.proposed_step(meta_batch))
 
-    def line_search(self, meta_batch: MetaBatch, full_step: Tensor, loss_before: float,
-                    old: tuple[Tensor, Tensor]) -> dict[str, float]:
-        """Backtrack from ``full_step`` [D] (as ``proposed_step`` returns it, with its loss and old
-        distribution) to the first candidate that improves the surrogate within ``max_kl``; set the
-        parameters there, or restore them if none does. Returns statistics of the step."""
+    def line_search(self, meta_batch: MetaBatch, proposal: ProposedStep) -> dict[str, float]:
+        """Backtrack from the proposed full step to the first candidate that improves the surrogate
+        within ``max_kl``; set the parameters there, or restore them if none does. Returns
+        statistics of the step: besides the accepted candidate's, the fraction of the full step it
+        is, and the full step's KL and surrogate improvement (the quadratic KL model puts that KL at
+        ``max_kl``; the linear surrogate model puts the improvement at ``predicted_improvement``)."""
         s = self.settings
-        if not (math.isfinite(loss_before) and bool(torch.isfinite(full_step).all())):
-            return _rejected(loss_before, line_search_steps=0)  # no candidate can be judged
+        untried = (math.nan, math.nan)
+        if not (math.isfinite(proposal.loss) and bool(torch.isfinite(proposal.step).all())):
+            return _step_statistics(proposal, untried, None, 0, 0.0)  # no candidate can be judged
         param_list = list(self.policy.params().values())
         old_vector = parameters_to_vector(param_list).detach()
-        fraction = 1.0
+        fraction, full_step = 1.0, untried
         for steps in range(1, s.line_search_steps + 1):
-            new_loss, new_kl = self.loss_and_kl_at(old_vector - fraction * full_step, meta_batch, old)
-            improved = new_loss < loss_before
+            candidate = self.loss_and_kl_at(old_vector - fraction * proposal.step, meta_batch, proposal.old)
+            new_loss, new_kl = candidate
+            if steps == 1:
+                full_step = candidate
+            improved = new_loss < proposal.loss
             if improved and new_kl <= s.max_kl:
-                return {"loss_before": loss_before, "loss_after": new_loss, "kl": new_kl,
-                        "line_search_steps": steps, "step_accepted": 1.0}
+                return _step_statistics(proposal, full_step, candidate, steps, fraction)
             fraction *= self._backtrack_factor(improved, new_kl)
         vector_to_parameters(old_vector, param_list)
-        return _rejected(loss_before, s.line_search_steps)
+        return _step_statistics(proposal, full_step, None, s.line_search_steps, 0.0)
 
     def _backtrack_factor(self, improved: bool, kl: float) -> float:
         """How much to shrink a rejected candidate's step: to the KL bound's scale when the candidate

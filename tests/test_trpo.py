@@ -1,3 +1,6 @@
+import math
+from dataclasses import replace
+
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
@@ -137,15 +140,16 @@ def test_trpo_restores_parameters_when_no_step_is_acceptable():
 def test_a_non_finite_step_is_rejected_without_trying_candidates():
     policy, meta_batch = _meta_batch(seed=3)
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings())
-    step, loss_before, old = meta.proposed_step(meta_batch)
+    proposal = meta.proposed_step(meta_batch)
     before = parameters_to_vector(policy.parameters()).detach().clone()
     tried = []
     meta.loss_and_kl_at = lambda *args: tried.append(args)
-    nan_step = step.clone()
+    nan_step = proposal.step.clone()
     nan_step[0] = float("nan")
-    for full_step, loss in ((nan_step, loss_before), (step, float("nan")), (step * float("inf"), loss_before)):
-        stats = meta.line_search(meta_batch, full_step, loss, old)
+    for bad in (replace(proposal, step=nan_step), replace(proposal, loss=float("nan")), proposal.scaled(float("inf"))):
+        stats = meta.line_search(meta_batch, bad)
         assert stats["step_accepted"] == 0.0 and stats["line_search_steps"] == 0 and stats["kl"] == 0.0
+        assert stats["step_fraction"] == 0.0 and math.isnan(stats["full_step_kl"])
     assert tried == [] and torch.equal(parameters_to_vector(policy.parameters()).detach(), before)
 
 
@@ -155,8 +159,7 @@ def _line_search_from_overlong_step(kl_rescale: bool, stretch: float = 1.3) -> t
     policy, meta_batch = _meta_batch(seed=2)
     settings = _settings(max_kl=1e-7, cg_damping=0.0, line_search_kl_rescale=kl_rescale)
     meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
-    step, loss_before, old = meta.proposed_step(meta_batch)
-    return meta.line_search(meta_batch, stretch * step, loss_before, old), settings.max_kl
+    return meta.line_search(meta_batch, meta.proposed_step(meta_batch).scaled(stretch)), settings.max_kl
 
 
 def test_kl_rescaled_backtracking_accepts_a_step_near_the_kl_bound():
@@ -166,6 +169,9 @@ def test_kl_rescaled_backtracking_accepts_a_step_near_the_kl_bound():
     halved, max_kl = _line_search_from_overlong_step(kl_rescale=False)
     rescaled, _ = _line_search_from_overlong_step(kl_rescale=True)
     assert halved["line_search_steps"] == 2 and rescaled["line_search_steps"] == 2
+    assert halved["full_step_kl"] == rescaled["full_step_kl"] > max_kl
+    assert halved["step_fraction"] == 0.5
+    assert rescaled["step_fraction"] == math.sqrt(0.9 * max_kl / rescaled["full_step_kl"])
     assert 0.35 * max_kl < halved["kl"] < 0.5 * max_kl
     assert 0.85 * max_kl < rescaled["kl"] <= max_kl
     assert rescaled["loss_after"] < halved["loss_after"] < halved["loss_before"]
@@ -210,10 +216,10 @@ def test_proposed_step_reaches_max_kl_in_the_small_step_limit():
     errors = []
     for max_kl in (1e-8, 1e-10):
         meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(max_kl=max_kl, cg_damping=0.0))
-        step, _, old = meta.proposed_step(meta_batch)
-        _, kl = meta.loss_and_kl_at(theta - step, meta_batch, old)
+        proposal = meta.proposed_step(meta_batch)
+        _, kl = meta.loss_and_kl_at(theta - proposal.step, meta_batch, proposal.old)
         errors.append(abs(kl / max_kl - 1))
-        meta.loss_and_kl_at(theta, meta_batch, old)
+        meta.loss_and_kl_at(theta, meta_batch, proposal.old)
     assert errors[1] < 2e-3 and errors[1] < errors[0] / 5
     assert torch.equal(parameters_to_vector(policy.parameters()), theta)
 
@@ -267,3 +273,22 @@ def test_hvp_with_first_order_adaptation_is_the_hessian_of_the_kl_with_the_adapt
     vector_to_parameters(theta, policy.parameters())
     meta.settings = _settings(hvp_adaptation="full", cg_damping=0.0)  # with the Jacobian, same states
     assert not torch.allclose(product, _hvp(meta, policy.params(), half)(v))
+
+
+def test_step_statistics_report_the_full_step_against_its_models():
+    """For a small trust region the full step's KL is the quadratic model's (max_kl) and its
+    surrogate improvement the linear model's (gradient . step); a full step inside the bound is
+    accepted as it is,
+    and the parameters end at theta - step_fraction * step."""
+    policy, meta_batch = _meta_batch(seed=3)
+    theta = parameters_to_vector(policy.parameters()).detach().clone()
+    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(max_kl=1e-9, cg_damping=0.0))
+    proposal = meta.proposed_step(meta_batch).scaled(0.98)  # inside the bound whatever the cubic terms
+    stats = meta.line_search(meta_batch, proposal)
+    assert stats["line_search_steps"] == 1 and stats["step_fraction"] == 1.0
+    assert abs(stats["full_step_kl"] / (0.98**2 * 1e-9) - 1) < 1e-2
+    assert proposal.predicted_improvement > 0
+    assert abs(stats["full_step_improvement"] / proposal.predicted_improvement - 1) < 1e-2
+    assert stats["full_step_kl"] == stats["kl"]
+    assert math.isclose(stats["loss_before"] - stats["loss_after"], stats["full_step_improvement"], rel_tol=1e-12)
+    torch.testing.assert_close(parameters_to_vector(policy.parameters()).detach(), theta - proposal.step)

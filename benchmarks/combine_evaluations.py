@@ -8,10 +8,11 @@ Each argument is an ``evaluation.json`` (from ``rlmaml evaluate`` or ``step_size
 the paired differences. ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of
 the evaluation seed, so a result does not depend on what else was evaluated with it: results of
 separate evaluations with the same family, tasks, trajectories per step and seed are what one
-evaluation of them all gives, and their per-task returns pair. The files must agree on all of these;
-the tasks are compared through the ``test_tasks.json`` of the runs they came from, and a file whose
-run folder is gone is refused unless ``--allow-missing-tasks`` (check the tasks another way first:
-say, a result of the lost run reproduced to the digit). The written JSON names its inputs under
+evaluation of them all gives, and their per-task returns pair. The files must agree on all of these.
+The tasks are compared as the files record them; a file written before evaluations recorded their
+tasks is compared through the run it took them from (its ``test_tasks.json``, or its seed for
+validation tasks), and is refused if that run folder is gone unless ``--allow-missing-tasks``
+(check the tasks another way first: say, a result of the lost run reproduced to the digit). The written JSON names its inputs under
 ``combined_from``; the inputs' published-curve rows and sweep selections are not carried over.
 """
 
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from rlmaml.commands import report_evaluation
-from rlmaml.config import load_config
 from rlmaml.errors import UserError
 from rlmaml.evaluation import evaluation_tasks, with_paired_differences
 from rlmaml.runs import RunDir, read_json
@@ -51,13 +51,19 @@ def selected(argument: str) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]
     return path, evaluation, results
 
 
-def recorded_tasks(evaluation: dict[str, Any], num_tasks: int) -> tuple[int, list[dict[str, Any]]] | None:
-    """The seed and first ``num_tasks`` test tasks of the run the evaluation took its tasks from (its
-    validation tasks are drawn from that seed); None if the run folder is gone."""
+def recorded_tasks(evaluation: dict[str, Any], path: Path) -> list[dict[str, Any]] | None:
+    """The tasks the evaluation ran on: as it records them, or, for an evaluation written before
+    evaluations recorded their tasks, as the run it took them from draws them again; None if it
+    records none and that run folder is gone."""
+    if "tasks" in evaluation:
+        tasks = evaluation["tasks"]
+        if not isinstance(tasks, list) or len(tasks) != evaluation["num_tasks"]:
+            raise CombineError(f"{path}: its \"tasks\" are not a list of its {evaluation['num_tasks']} tasks")
+        return tasks
     run = RunDir(Path(evaluation["tasks_from"]))
     if not run.test_tasks.is_file():
         return None
-    return load_config(run.config).seed, evaluation_tasks(run, "test", num_tasks)
+    return evaluation_tasks(run, evaluation["task_set"], evaluation["num_tasks"])
 
 
 def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str, Any]:
@@ -65,25 +71,27 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str
     each other paired over tasks; raises CombineError if they were not evaluated alike."""
     picked = [selected(argument) for argument in arguments]
     first_path, first, _ = picked[0]
-    tasks = recorded_tasks(first, first["num_tasks"])
+    tasks = recorded_tasks(first, first_path)
     for path, evaluation, _ in picked:
         for key in SHARED:
             if evaluation[key] != first[key]:
                 raise CombineError(f"{path} has {key} {evaluation[key]!r}, {first_path} {first[key]!r}: "
                                    "only evaluations on the same tasks with the same settings pair")
-        other = tasks if evaluation is first else recorded_tasks(evaluation, first["num_tasks"])
+        other = tasks if evaluation is first else recorded_tasks(evaluation, path)
         if other is None and not allow_missing_tasks:
-            raise CombineError(f"{evaluation['tasks_from']}/test_tasks.json is gone, so the tasks cannot be "
-                               "compared; pass --allow-missing-tasks if you have checked them another way")
+            raise CombineError(f"{path} does not record its tasks and {evaluation['tasks_from']}/test_tasks.json "
+                               "is gone, so the tasks cannot be compared; pass --allow-missing-tasks if you have "
+                               "checked them another way")
         if tasks is not None and other is not None and other != tasks:
-            raise CombineError(f"{evaluation['tasks_from']} and {first['tasks_from']} hold different tasks")
+            raise CombineError(f"{path} and {first_path} were evaluated on different tasks")
     results = [result for _, _, chosen in picked for result in chosen]
     labels = [result["label"] for result in results]
     if len(set(labels)) < len(labels):
         raise CombineError(f"a label occurs twice ({', '.join(labels)}): take one result per label")
     header = ("env_id", "env_kwargs", "task_set", "tasks_from", "num_tasks", "num_traj", "seed")
     return with_paired_differences({**{key: first[key] for key in header},
-                                    "combined_from": [str(path) for path, _, _ in picked], "results": results})
+                                    "combined_from": [str(path) for path, _, _ in picked], "results": results,
+                                    **({} if tasks is None else {"tasks": tasks})})
 
 
 def main() -> None:

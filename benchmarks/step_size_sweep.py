@@ -103,7 +103,7 @@ def main() -> None:
         which, first, factor = chosen.get(run.path, ("final", None, 0.5))
         settings = EvalSettings(args.num_steps, args.num_traj, first, factor)
         results.append(evaluate_checkpoint(run, which, settings, tasks, first_config.seed))
-    evaluation = {**evaluation_record(first_config, "test", runs[0], len(tasks), args.num_traj, first_config.seed,
+    evaluation = {**evaluation_record(first_config, "test", runs[0], tasks, args.num_traj, first_config.seed,
                                       results),
                   "selection": {str(path): {"checkpoint": which, "first": first, "later_factor": factor}
                                 for path, (which, first, factor) in chosen.items()},

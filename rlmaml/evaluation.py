@@ -246,19 +246,20 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
                     bar.set_postfix_str(f"{run.path.name}: {which}")
                     results.append(evaluate_checkpoint(run, which, settings, tasks, seed, trainer))
                     bar.update()
-    return evaluation_record(first, task_set, runs[0], len(tasks), settings.num_traj, seed, results)
+    return evaluation_record(first, task_set, runs[0], tasks, settings.num_traj, seed, results)
 
 
-def evaluation_record(config: TrainConfig, task_set: str, tasks_from: RunDir, num_tasks: int, num_traj: int,
+def evaluation_record(config: TrainConfig, task_set: str, tasks_from: RunDir, tasks: Sequence[Task], num_traj: int,
                       seed: int, results: list[dict[str, Any]]) -> dict[str, Any]:
     """The evaluation as ``evaluation.json`` stores it: the family (from ``config``), the task set
-    and whose tasks, the settings, ``results`` (one per checkpoint, their labels made unique) and,
-    with more than one result, ``paired``: the first result minus each other, paired over tasks
-    (:func:`paired_differences`)."""
+    and whose tasks, the settings, ``results`` (one per checkpoint, their labels made unique), the
+    tasks themselves (so that the evaluation can be paired with another after the run folder is
+    gone) and, with more than one result, ``paired``: the first result minus each other, paired over
+    tasks (:func:`paired_differences`)."""
     _name_runs_in_shared_labels(results)
     return with_paired_differences({"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
-                                    "tasks_from": str(tasks_from.path), "num_tasks": num_tasks, "num_traj": num_traj,
-                                    "seed": seed, "results": results})
+                                    "tasks_from": str(tasks_from.path), "num_tasks": len(tasks), "num_traj": num_traj,
+                                    "seed": seed, "results": results, "tasks": list(tasks)})
 
 
 def with_paired_differences(record: dict[str, Any]) -> dict[str, Any]:

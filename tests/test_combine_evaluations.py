@@ -47,7 +47,8 @@ def evaluations(tmp_path_factory):
 
 
 def test_combined_separate_evaluations_equal_one_joint_evaluation(evaluations, tmp_path):
-    _, files, joint = evaluations
+    runs, files, joint = evaluations
+    assert joint["tasks"] == json.loads((runs["maml"] / "test_tasks.json").read_text())["tasks"]  # all 4 recorded
     out = tmp_path / "combined"
     done = subprocess.run([sys.executable, str(SCRIPT), str(files["maml"]), str(files["oracle"]), str(files["random"]),
                            "--out-dir", str(out)], capture_output=True, text=True)
@@ -57,6 +58,7 @@ def test_combined_separate_evaluations_equal_one_joint_evaluation(evaluations, t
     assert combined["paired"] == joint["paired"]
     assert {"env_id", "task_set", "num_tasks", "num_traj", "seed"} <= combined.keys()
     assert all(combined[key] == joint[key] for key in ("env_id", "task_set", "num_tasks", "num_traj", "seed"))
+    assert combined["tasks"] == joint["tasks"]
     assert (out / "evaluation.csv").is_file() and (out / "evaluation.png").stat().st_size > 0
 
 
@@ -79,16 +81,15 @@ def test_refuses_what_does_not_pair(evaluations, tmp_path):
         script.combine([str(files["maml"]), f"{files['oracle']}:nope"])
     with pytest.raises(script.CombineError, match="twice"):
         script.combine([str(files["maml"]), str(files["maml"])])
-    moved = tmp_path / "moved"
-    shutil.copytree(runs["oracle"], moved)
-    shutil.rmtree(runs["oracle"])
-    try:
-        with pytest.raises(script.CombineError, match="--allow-missing-tasks"):
-            script.combine([str(files["maml"]), str(files["oracle"])])
-        record = script.combine([str(files["maml"]), str(files["oracle"])], allow_missing_tasks=True)
-        assert len(record["results"]) == 2
-    finally:
-        shutil.copytree(moved, runs["oracle"])
+    different = json.loads(files["oracle"].read_text())
+    different["tasks"][1] = different["tasks"][0]
+    (tmp_path / "different.json").write_text(json.dumps(different))
+    with pytest.raises(script.CombineError, match="different tasks"):
+        script.combine([str(files["maml"]), str(tmp_path / "different.json")])
+    different["tasks"] = different["tasks"][:2]
+    (tmp_path / "short.json").write_text(json.dumps(different))
+    with pytest.raises(script.CombineError, match="not a list of its 4 tasks"):
+        script.combine([str(files["maml"]), str(tmp_path / "short.json")])
     (tmp_path / "other.json").write_text(json.dumps({"results": []}))
     with pytest.raises(script.CombineError, match="not an evaluation.json"):
         script.combine([str(files["maml"]), str(tmp_path / "other.json")])
@@ -96,3 +97,44 @@ def test_refuses_what_does_not_pair(evaluations, tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 1 and "missing.json: no such evaluation file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _legacy(file, path, **changes):
+    """A copy of an evaluation.json as written before evaluations recorded their tasks (with ``changes``)."""
+    legacy = json.loads(file.read_text())
+    del legacy["tasks"]
+    path.write_text(json.dumps({**legacy, **changes}))
+    return str(path)
+
+
+def test_a_file_without_recorded_tasks_is_compared_through_its_run(evaluations, tmp_path):
+    runs, files, joint = evaluations
+    script = load_script()
+    legacy = _legacy(files["oracle"], tmp_path / "legacy.json")
+    assert script.combine([str(files["maml"]), legacy])["tasks"] == joint["tasks"]
+    assert script.combine([legacy, str(files["maml"])])["tasks"] == joint["tasks"]
+    other_run = _legacy(files["maml-seed1"], tmp_path / "seed1.json", seed=joint["seed"])  # settings agree, tasks not
+    with pytest.raises(script.CombineError, match="different tasks"):
+        script.combine([str(files["maml"]), other_run])
+    moved = tmp_path / "moved"
+    shutil.copytree(runs["oracle"], moved)
+    shutil.rmtree(runs["oracle"])
+    try:
+        assert len(script.combine([str(files["maml"]), str(files["oracle"])])["results"]) == 2  # tasks recorded
+        with pytest.raises(script.CombineError, match="--allow-missing-tasks"):
+            script.combine([str(files["maml"]), legacy])
+        record = script.combine([str(files["maml"]), legacy], allow_missing_tasks=True)
+        assert len(record["results"]) == 2
+    finally:
+        shutil.copytree(moved, runs["oracle"])
+
+
+def test_validation_tasks_of_a_file_without_them_are_drawn_again_from_its_run(evaluations, tmp_path):
+    runs, _, joint = evaluations
+    for name in ("maml", "oracle"):
+        assert main(["evaluate", str(runs[name]), *EVAL, "--task-set", "validation", "--num-tasks", "3",
+                     "--out-dir", str(tmp_path / name)]) == 0
+    maml = json.loads((tmp_path / "maml" / "evaluation.json").read_text())
+    assert len(maml["tasks"]) == 3 and maml["tasks"] != joint["tasks"][:3]
+    legacy = _legacy(tmp_path / "oracle" / "evaluation.json", tmp_path / "legacy.json")
+    assert load_script().combine([str(tmp_path / "maml" / "evaluation.json"), legacy])["tasks"] == maml["tasks"]

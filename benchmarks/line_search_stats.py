@@ -1,10 +1,10 @@
 """Which model of the TRPO meta-step fails when the line search keeps backtracking?
 
-    python benchmarks/line_search_stats.py runs/exp/cd500diag-s0 --window 50 \\
-        --output results/cheetah-dir-seeds/seed0-diagnostics/line_search.png
+    python benchmarks/line_search_stats.py 'runs/exp/cd500diag-s0:Fisher curvature (preset)' \\
+        'runs/exp/cdfull150-s0:exact curvature from 150' --output results/cheetah-dir-curvature/line_search.png
 
 Reads a run's metrics.jsonl (runs trained since the step statistics were logged) and prints, per
-window of meta-iterations: the mean return after adaptation, the mean number of line-search
+window of meta-iterations: how many iterations in it logged the statistics, the mean return after adaptation, the mean number of line-search
 candidates tried, the median fraction of the proposed step accepted, and how the proposed full
 step compares with the two models that sized it. The quadratic model of the KL puts the full step's
 KL at ``max_kl``: the median of the measured KL over ``max_kl`` says how far off it is (above 1: the
@@ -55,6 +55,7 @@ def window_rows(records: Sequence[dict[str, Any]], max_kl: float, window: int) -
         tried = [(kl, gain) for kl, gain in zip(kl_ratios, improvement_ratios) if math.isfinite(kl)]
         rows.append({
             "iterations": f"{index * window}-{index * window + window - 1}",
+            "logged": len(chunk),
             "post_return": statistics.fmean(r["post_return"] for r in chunk),
             "candidates": statistics.fmean(r["line_search_steps"] for r in chunk),
             "step_fraction": _median([r["step_fraction"] for r in chunk]),
@@ -77,11 +78,11 @@ def _share(flags: Sequence[bool]) -> float:
 
 
 def format_rows(name: str, rows: Sequence[dict[str, Any]]) -> str:
-    header = (f"{name}\n{'iterations':>10} {'post return':>11} {'candidates':>10} {'accepted':>9} "
+    header = (f"{name}\n{'iterations':>10} {'logged':>6} {'post return':>11} {'candidates':>10} {'accepted':>9} "
               f"{'KL/max_kl':>9} {'actual/linear':>13} {'over KL':>8} {'worse':>6}")
     lines = [header]
     for r in rows:
-        lines.append(f"{r['iterations']:>10} {r['post_return']:>11.1f} {r['candidates']:>10.1f} {r['step_fraction']:>9.3f} "
+        lines.append(f"{r['iterations']:>10} {r['logged']:>6} {r['post_return']:>11.1f} {r['candidates']:>10.1f} {r['step_fraction']:>9.3f} "
                      f"{r['kl_ratio']:>9.2f} {r['improvement_ratio']:>13.2f} {r['over_kl']:>8.0%} {r['surrogate_worse']:>6.0%}")
     return "\n".join(lines)
 
@@ -99,8 +100,9 @@ def plot(runs: Sequence[tuple[str, list[dict[str, Any]], float]], path: Path, sm
         kl, gain = (np.array(values) for values in zip(*(step_ratios(r, max_kl) for r in logged)))
         fraction = np.array([r["step_fraction"] for r in logged])
         for ax, values in zip(axes, (kl, gain, fraction)):
-            ax.plot(iteration, values, color=f"C{index}", alpha=0.15, linestyle="none", marker=".")
-            ax.plot(iteration, _moving_median(values, smooth), color=f"C{index}", label=name)
+            on_top = len(runs) - index  # the first run over the others (a branch repeats its parent's start)
+            ax.plot(iteration, values, color=f"C{index}", alpha=0.15, linestyle="none", marker=".", zorder=on_top)
+            ax.plot(iteration, _moving_median(values, smooth), color=f"C{index}", label=name, zorder=on_top)
     axes[0].axhline(1.0, color="0.4", linestyle=":", label="quadratic model (= max_kl)")
     axes[0].set_yscale("log")
     axes[0].set_ylabel("full step's KL / max_kl")
@@ -131,20 +133,21 @@ def _moving_median(values: np.ndarray, window: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR")
+    parser.add_argument("runs", nargs="+", metavar="RUN_DIR[:LABEL]", help="runs, each optionally with its legend label")
     parser.add_argument("--window", type=int, default=50, help="meta-iterations per table row")
     parser.add_argument("--output", type=Path, help="PNG of the ratios per iteration")
     parser.add_argument("--smooth", type=int, default=20, help="moving-median window of the figure's lines")
     args = parser.parse_args()
     loaded = []
     try:
-        for path in args.runs:
-            run = RunDir(path)
+        for item in args.runs:
+            path, _, label = item.partition(":")
+            run = RunDir(Path(path))
             run.require("config", "metrics")
             records = read_metrics(run.metrics)
             if not any(all(key in r for key in LOGGED) for r in records):
                 raise UserError(f"{run.metrics} logs no step statistics (trained before they were logged)")
-            loaded.append((path.name, records, load_config(run.config).max_kl))
+            loaded.append((label or run.path.name, records, load_config(run.config).max_kl))
     except UserError as error:
         sys.exit(f"error: {error}")
     for name, records, max_kl in loaded:

@@ -35,6 +35,7 @@ def test_window_rows_against_a_direct_computation(stats):
                {"iteration": 4, "post_return": 0.0, "kl": 0.0}]  # logged before the step statistics
     first, second = stats.window_rows(records, max_kl=0.01, window=2)
     assert first["iterations"] == "0-1" and second["iterations"] == "2-3"
+    assert first["logged"] == 2 and second["logged"] == 2
     assert first["post_return"] == 2.0 and first["candidates"] == 2.5 and first["step_fraction"] == 0.375
     assert first["kl_ratio"] == pytest.approx((2.0 + 0.5) / 2) and first["improvement_ratio"] == pytest.approx(0.0)
     assert first["over_kl"] == 0.5 and first["surrogate_worse"] == 0.5

@@ -61,11 +61,12 @@ class ProposedStep:
 def _step_statistics(proposal: ProposedStep, full_step: tuple[float, float], accepted: tuple[float, float] | None,
                      line_search_steps: int, fraction: float) -> dict[str, float]:
     """Statistics of a meta-step. ``full_step``: (loss, KL) at the full step (nan if none was tried);
-    ``accepted``: (loss, KL) at the accepted candidate, ``None`` if the parameters stayed where they were."""
+    ``accepted``: (loss, KL) at the accepted candidate, ``None`` if the parameters stayed where they
+    were; ``fraction``: the accepted candidate's fraction of the full step (0 if none)."""
     loss_after, kl = accepted if accepted is not None else (proposal.loss, 0.0)
     return {"loss_before": proposal.loss, "loss_after": loss_after, "kl": kl,
             "line_search_steps": line_search_steps, "step_accepted": float(accepted is not None),
-            "step_fraction": fraction if accepted is not None else 0.0,
+            "step_fraction": fraction,
             "full_step_kl": full_step[1], "full_step_improvement": proposal.loss - full_step[0],
             "predicted_improvement": proposal.predicted_improvement}
 

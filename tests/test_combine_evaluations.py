@@ -1,6 +1,5 @@
 """benchmarks/combine_evaluations.py: separate evaluations on the same tasks, combined, are one evaluation."""
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -10,7 +9,7 @@ import pytest
 
 from rlmaml.cli import main
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_benchmark
 
 SCRIPT = REPO_ROOT / "benchmarks" / "combine_evaluations.py"
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
@@ -19,10 +18,7 @@ EVAL = ["--num-steps", "2", "--num-traj", "3", "--checkpoint", "final", "--no-pr
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("combine_evaluations", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("combine_evaluations")
 
 
 @pytest.fixture(scope="module")

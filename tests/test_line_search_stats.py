@@ -1,6 +1,5 @@
 """benchmarks/line_search_stats.py: the line-search diagnostics table, from logged step statistics."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -10,17 +9,14 @@ import pytest
 
 from rlmaml.cli import main
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, load_benchmark
 
 SCRIPT = REPO_ROOT / "benchmarks" / "line_search_stats.py"
 
 
 @pytest.fixture(scope="module")
 def stats():
-    spec = importlib.util.spec_from_file_location("line_search_stats", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("line_search_stats")
 
 
 def _record(iteration, kl, improvement, predicted, steps, fraction, post=1.0):

@@ -1,6 +1,5 @@
 """benchmarks/nav_gap_by_goal.py: where an adapted Navigation2D policy loses return (issue 4)."""
 
-import importlib.util
 import json
 
 import numpy as np
@@ -13,21 +12,14 @@ from rlmaml.evaluation import evaluation_tasks, loaded_run
 from rlmaml.runs import RunDir
 from rlmaml.tasks import make_env
 
-from conftest import REPO_ROOT
+from conftest import load_benchmark
 
-SCRIPT = REPO_ROOT / "benchmarks" / "nav_gap_by_goal.py"
 HORIZON = 8
 
 
 @pytest.fixture(scope="module")
 def gap():
-    mp = pytest.MonkeyPatch()
-    mp.syspath_prepend(str(SCRIPT.parent))  # the script imports its sibling nav_noise_floor.py
-    spec = importlib.util.spec_from_file_location("nav_gap_by_goal", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
-    mp.undo()
+    return load_benchmark("nav_gap_by_goal")  # it imports its sibling nav_noise_floor.py
 
 
 @pytest.fixture(scope="module")

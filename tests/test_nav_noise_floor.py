@@ -1,7 +1,5 @@
 """benchmarks/nav_noise_floor.py: the noise-floor figures behind issue 4's analysis."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 import torch
@@ -10,17 +8,11 @@ from rlmaml.checkpoints import load_checkpoint
 from rlmaml.cli import main
 from rlmaml.runs import RunDir
 
-from conftest import REPO_ROOT
-
-SCRIPT = REPO_ROOT / "benchmarks" / "nav_noise_floor.py"
-
+from conftest import load_benchmark
 
 @pytest.fixture(scope="module")
 def floor():
-    spec = importlib.util.spec_from_file_location("nav_noise_floor", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("nav_noise_floor")
 
 
 def test_noise_free_ideal_policy_walks_straight_to_the_goal(floor):

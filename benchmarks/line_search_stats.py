@@ -33,6 +33,11 @@ from rlmaml.runs import RunDir, read_metrics
 LOGGED = ("full_step_kl", "full_step_improvement", "predicted_improvement", "step_fraction")
 
 
+def logs_step_statistics(record: dict[str, Any]) -> bool:
+    """Whether a metrics record has the step statistics (runs trained before them do not)."""
+    return all(key in record for key in LOGGED)
+
+
 def step_ratios(record: dict[str, Any], max_kl: float) -> tuple[float, float]:
     """(full step's KL / max_kl, full step's surrogate decrease / the linear model's) of one
     meta-iteration; nan where the step was not tried or nothing was predicted."""
@@ -47,12 +52,11 @@ def window_rows(records: Sequence[dict[str, Any]], max_kl: float, window: int) -
     finite value."""
     windows: dict[int, list[dict[str, Any]]] = {}
     for record in records:
-        if all(key in record for key in LOGGED):
+        if logs_step_statistics(record):
             windows.setdefault(record["iteration"] // window, []).append(record)
     rows = []
     for index, chunk in sorted(windows.items()):
         kl_ratios, improvement_ratios = zip(*(step_ratios(r, max_kl) for r in chunk))
-        tried = [(kl, gain) for kl, gain in zip(kl_ratios, improvement_ratios) if math.isfinite(kl)]
         rows.append({
             "iterations": f"{index * window}-{index * window + window - 1}",
             "logged": len(chunk),
@@ -61,7 +65,7 @@ def window_rows(records: Sequence[dict[str, Any]], max_kl: float, window: int) -
             "step_fraction": _median([r["step_fraction"] for r in chunk]),
             "kl_ratio": _median(kl_ratios),
             "improvement_ratio": _median(improvement_ratios),
-            "over_kl": _share([kl > 1 for kl, _ in tried]),
+            "over_kl": _share([kl > 1 for kl in kl_ratios if math.isfinite(kl)]),
             "surrogate_worse": _share([r["full_step_improvement"] < 0 for r in chunk
                                        if math.isfinite(r["full_step_improvement"])]),
         })
@@ -95,7 +99,7 @@ def plot(runs: Sequence[tuple[str, list[dict[str, Any]], float]], path: Path, sm
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.3), layout="constrained")
     for index, (name, records, max_kl) in enumerate(runs):
-        logged = [r for r in records if all(key in r for key in LOGGED)]
+        logged = [r for r in records if logs_step_statistics(r)]
         iteration = np.array([r["iteration"] for r in logged])
         kl, gain = (np.array(values) for values in zip(*(step_ratios(r, max_kl) for r in logged)))
         fraction = np.array([r["step_fraction"] for r in logged])
@@ -145,7 +149,7 @@ def main() -> None:
             run = RunDir(Path(path))
             run.require("config", "metrics")
             records = read_metrics(run.metrics)
-            if not any(all(key in r for key in LOGGED) for r in records):
+            if not any(map(logs_step_statistics, records)):
                 raise UserError(f"{run.metrics} logs no step statistics (trained before they were logged)")
             loaded.append((label or run.path.name, records, load_config(run.config).max_kl))
     except UserError as error:

@@ -12,8 +12,9 @@ evaluation of them all gives, and their per-task returns pair. The files must ag
 The tasks are compared as the files record them; a file written before evaluations recorded their
 tasks is compared through the run it took them from (its ``test_tasks.json``, or its seed for
 validation tasks), and is refused if that run folder is gone unless ``--allow-missing-tasks``
-(check the tasks another way first: say, a result of the lost run reproduced to the digit). The written JSON names its inputs under
-``combined_from``; the inputs' published-curve rows and sweep selections are not carried over.
+(check the tasks another way first: say, a result of the lost run reproduced to the digit). The
+written JSON names its inputs under ``combined_from``; the inputs' published-curve rows and sweep
+selections are not carried over.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
         'runs/exp/cdfull150-s0:exact curvature from 150' --output results/cheetah-dir-curvature/line_search.png
 
 Reads a run's metrics.jsonl (runs trained since the step statistics were logged) and prints, per
-window of meta-iterations: how many iterations in it logged the statistics, the mean return after adaptation, the mean number of line-search
-candidates tried, the median fraction of the proposed step accepted, and how the proposed full
-step compares with the two models that sized it. The quadratic model of the KL puts the full step's
+window of meta-iterations: how many iterations in it logged the statistics, the mean return after
+adaptation, the mean number of line-search candidates tried, the median fraction of the proposed
+step accepted, and how the proposed full step compares with the two models that sized it. The quadratic model of the KL puts the full step's
 KL at ``max_kl``: the median of the measured KL over ``max_kl`` says how far off it is (above 1: the
 curvature is underestimated and the line search must backtrack for the KL bound). The linear model
 puts the surrogate's decrease at gradient . step: the median measured decrease over that prediction

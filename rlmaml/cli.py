@@ -35,6 +35,7 @@ TRAIN_FLAGS: list[tuple[str, str, Callable[[str], Any]]] = [
     ("--max-kl", "max_kl", float),
     ("--hvp-traj-fraction", "hvp_traj_fraction", float),
     ("--hvp-adaptation", "hvp_adaptation", str),
+    ("--hvp-task-fraction", "hvp_task_fraction", float),
     ("--inner-objective", "inner_objective", str),
     ("--seed", "seed", seed_arg),
 ]

@@ -39,6 +39,10 @@ class MetaBatch:
     train: list[Batch]
     valid: Batch
 
+    def tasks(self, index: slice) -> "MetaBatch":
+        """The meta-batch of the selected tasks."""
+        return MetaBatch([batch.tasks(index) for batch in self.train], self.valid.tasks(index))
+
 
 @dataclass(frozen=True)
 class ProposedStep:
@@ -173,8 +177,9 @@ class MetaTRPO:
         ``adapted``: the adapted parameters [N, ...] at the current parameters, as ``proposed_step``
         has them (only their values are used, and only by ``first-order``, which need not adapt again).
 
-        With ``hvp_traj_fraction`` < 1 the KL uses only the first trajectories of every task
-        (trajectories are i.i.d., so that is a random subsample). ``hvp_adaptation`` says what the
+        With ``hvp_task_fraction`` < 1 the KL is averaged over the first tasks only, and with
+        ``hvp_traj_fraction`` < 1 it uses only the first trajectories of every task (tasks and
+        trajectories are i.i.d., so those are random subsamples). ``hvp_adaptation`` says what the
         adaptation inside the KL sees: ``subsample`` the same fraction of the inner-step
         trajectories (cheap, but the adapted policy and its Jacobian then come from a few
         trajectories, which inflates the curvature), ``full`` all of them (the exact Hessian of the
@@ -182,6 +187,11 @@ class MetaTRPO:
         taken as the identity (the Fisher matrix of the adapted policy; no second derivatives).
         """
         s = self.settings
+        num_tasks = max(1, round(s.hvp_task_fraction * meta_batch.valid.num_tasks))
+        if num_tasks < meta_batch.valid.num_tasks:
+            meta_batch = meta_batch.tasks(slice(0, num_tasks))
+            if self.inner_lrs:  # without inner steps the "adapted" parameters have no task axis
+                adapted = {name: value[:num_tasks] for name, value in adapted.items()}
         used = max(1, round(s.hvp_traj_fraction * meta_batch.valid.num_traj))
         subsampled = used < meta_batch.valid.num_traj
         valid = meta_batch.valid.trajectories(slice(0, used)) if subsampled else meta_batch.valid

@@ -54,6 +54,7 @@ def test_toml_file(tmp_path):
     ({"horizon": 0}, "horizon"),
     ({"max_kl": 0}, "max_kl must be positive"),
     ({"hvp_traj_fraction": 1.5}, "hvp_traj_fraction"),
+    ({"hvp_task_fraction": 0}, "hvp_task_fraction must be in"),
     ({"activation": "gelu"}, "activation"),
     ({"hidden_sizes": 100}, "hidden_sizes"),
     ({"bogus": 1}, "unknown config field"),

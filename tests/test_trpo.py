@@ -292,3 +292,24 @@ def test_step_statistics_report_the_full_step_against_its_models():
     assert stats["full_step_kl"] == stats["kl"]
     assert math.isclose(stats["loss_before"] - stats["loss_after"], stats["full_step_improvement"], rel_tol=1e-12)
     torch.testing.assert_close(parameters_to_vector(policy.parameters()).detach(), theta - proposal.step)
+
+
+def test_hvp_on_a_task_subsample_is_the_hessian_of_those_tasks_and_halves_average_to_the_whole():
+    """Each task's KL term is whole, so the products on two halves of the tasks average to the
+    product on all of them (the subsample is unbiased), for every curvature and without inner steps."""
+    policy, meta_batch = _meta_batch(seed=7, num_tasks=4)
+    theta = parameters_to_vector(policy.parameters()).detach()
+    v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(7), dtype=theta.dtype)
+    for inner_lrs, adaptation in (([0.5], "full"), ([0.5], "first-order"), ([], "full")):
+        if not inner_lrs:  # pretrained: no inner-step batches
+            meta_batch = MetaBatch([], meta_batch.valid)
+        halves = meta_batch.tasks(slice(0, 2)), meta_batch.tasks(slice(2, 4))
+        meta = MetaTRPO(policy, inner_lrs, first_order=False,
+                        settings=_settings(hvp_adaptation=adaptation, hvp_task_fraction=0.5, cg_damping=0.0))
+        on_half = _hvp(meta, policy.params(), meta_batch)(v)
+        meta.settings = _settings(hvp_adaptation=adaptation, cg_damping=0.0)
+        first, second = (_hvp(meta, policy.params(), half)(v) for half in halves)
+        torch.testing.assert_close(on_half, first, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close((first + second) / 2, _hvp(meta, policy.params(), meta_batch)(v),
+                                   rtol=1e-8, atol=1e-12)
+        assert not torch.allclose(first, second, rtol=1e-3)

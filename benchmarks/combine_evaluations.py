@@ -5,7 +5,7 @@
 
 Each argument is an ``evaluation.json`` (from ``rlmaml evaluate`` or ``step_size_sweep.py``), with
 ``:LABEL`` to take one of its results (default: all of them); the first result is the reference of
-the paired differences. ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of
+the paired differences. A label that results of several runs carry gets each run folder's name appended. ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of
 the evaluation seed, so a result does not depend on what else was evaluated with it: results of
 separate evaluations with the same family, tasks, trajectories per step and seed are what one
 evaluation of them all gives, and their per-task returns pair. The files must agree on all of these.
@@ -26,7 +26,7 @@ from typing import Any
 
 from rlmaml.commands import report_evaluation
 from rlmaml.errors import UserError
-from rlmaml.evaluation import evaluation_tasks, with_paired_differences
+from rlmaml.evaluation import evaluation_tasks, name_runs_in_shared_labels, with_paired_differences
 from rlmaml.runs import RunDir, read_json
 
 SHARED = ("env_id", "env_kwargs", "task_set", "num_tasks", "num_traj", "seed")
@@ -86,6 +86,7 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str
         if tasks is not None and other is not None and other != tasks:
             raise CombineError(f"{path} and {first_path} were evaluated on different tasks")
     results = [result for _, _, chosen in picked for result in chosen]
+    name_runs_in_shared_labels(results)  # two runs' "MAML (final, it. 500)", say
     labels = [result["label"] for result in results]
     if len(set(labels)) < len(labels):
         raise CombineError(f"a label occurs twice ({', '.join(labels)}): take one result per label")

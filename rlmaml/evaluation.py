@@ -256,7 +256,7 @@ def evaluation_record(config: TrainConfig, task_set: str, tasks_from: RunDir, ta
     tasks themselves (so that the evaluation can be paired with another after the run folder is
     gone) and, with more than one result, ``paired``: the first result minus each other, paired over
     tasks (:func:`paired_differences`)."""
-    _name_runs_in_shared_labels(results)
+    name_runs_in_shared_labels(results)
     return with_paired_differences({"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
                                     "tasks_from": str(tasks_from.path), "num_tasks": len(tasks), "num_traj": num_traj,
                                     "seed": seed, "results": results, "tasks": list(tasks)})
@@ -271,7 +271,7 @@ def with_paired_differences(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def _name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
+def name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
     """Append the run folder's name to every label that more than one run's result carries (two
     MAML runs, say), so that tables and legends tell them apart."""
     runs_by_label: dict[str, set[str]] = {}

@@ -68,6 +68,17 @@ def test_a_label_takes_one_result_from_a_file(evaluations, tmp_path):
     assert record["paired"]["reference"] == "random init"
 
 
+def test_results_of_two_runs_under_one_label_are_told_apart_by_their_run(evaluations, tmp_path):
+    _, files, _ = evaluations
+    other = json.loads(files["maml"].read_text())
+    other["results"][0]["run"] = str(tmp_path / "maml-other")  # the same label from another MAML run
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    record = load_script().combine([str(files["maml"]), str(tmp_path / "other.json")])
+    label = json.loads(files["maml"].read_text())["results"][0]["label"]
+    assert [r["label"] for r in record["results"]] == [f"{label} [maml]", f"{label} [maml-other]"]
+    assert record["paired"]["reference"] == f"{label} [maml]"
+
+
 def test_refuses_what_does_not_pair(evaluations, tmp_path):
     runs, files, _ = evaluations
     script = load_script()

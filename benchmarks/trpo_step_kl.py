@@ -4,8 +4,8 @@
         --curvatures 0.1:subsample 0.1:full 0.1:first-order 1.0:full
 
 The full step is scaled so that the quadratic model of the KL (its curvature measured on
-``hvp_traj_fraction`` of the trajectories, with the adaptation inside it given by
-``hvp_adaptation``) equals ``max_kl``. On meta-batches sampled with the checkpoint's policy this
+``hvp_traj_fraction`` of the trajectories of ``hvp_task_fraction`` of the tasks, with the
+adaptation inside it given by ``hvp_adaptation``) equals ``max_kl``. On meta-batches sampled with the checkpoint's policy this
 prints, for each curvature setting ``FRACTION:ADAPTATION``, the KL actually reached by the full
 step on all trajectories, the surrogate loss there, the step the line search accepts (its KL and
 surrogate), and the seconds the proposal took. A KL well below ``max_kl`` means the curvature
@@ -34,7 +34,8 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--checkpoint", default="final", help="final, best or a kept iteration N")
     parser.add_argument("--curvatures", nargs="+", default=["0.1:subsample", "0.1:first-order", "1.0:full"],
-                        help="hvp_traj_fraction:hvp_adaptation settings to compare (adaptation omitted: the run's own)")
+                        help="hvp_traj_fraction:hvp_adaptation[:hvp_task_fraction] settings to compare "
+                             "(an omitted part: the run's own)")
     parser.add_argument("--batches", type=int, default=3, help="meta-batches to measure on")
     args = parser.parse_args()
 
@@ -49,8 +50,9 @@ def main() -> None:
           f"{config.num_tasks} tasks x {config.num_traj} trajectories, {args.batches} meta-batches")
     settings = {}
     for item in args.curvatures:
-        fraction, _, adaptation = item.partition(":")
-        settings[item] = config.replace(hvp_traj_fraction=float(fraction),
+        fraction, _, rest = item.partition(":")
+        adaptation, _, task_fraction = rest.partition(":")
+        settings[item] = config.replace(hvp_traj_fraction=float(fraction), hvp_task_fraction=float(task_fraction or config.hvp_task_fraction),
                                         hvp_adaptation=adaptation or config.hvp_adaptation).trpo
     kls: dict[str, list[float]] = {item: [] for item in settings}
     improvements: dict[str, list[float]] = {item: [] for item in settings}

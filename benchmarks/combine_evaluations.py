@@ -7,9 +7,9 @@ Each argument is an ``evaluation.json`` (from ``rlmaml evaluate`` or ``step_size
 ``:LABEL`` to take one of its results (default: all of them); the first result is the reference of
 the paired differences, and a label that results of several runs carry gets each run folder's name
 appended. ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of the evaluation
-seed, so a result does not depend on what else was evaluated with it: results of
-separate evaluations with the same family, tasks, trajectories per step and seed are what one
-evaluation of them all gives, and their per-task returns pair. The files must agree on all of these.
+seed, so a result does not depend on what else was evaluated with it: results of separate
+evaluations with the same family, tasks, trajectories per step and seed are what one evaluation of
+them all gives, and their per-task returns pair. The files must agree on all of these.
 The tasks are compared as the files record them; a file written before evaluations recorded their
 tasks is compared through the run it took them from (its ``test_tasks.json``, or its seed for
 validation tasks), and is refused if that run folder is gone unless ``--allow-missing-tasks``

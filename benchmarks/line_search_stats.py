@@ -6,9 +6,10 @@
 Reads a run's metrics.jsonl (runs trained since the step statistics were logged) and prints, per
 window of meta-iterations: how many iterations in it logged the statistics, the mean return after
 adaptation, the mean number of line-search candidates tried, the median fraction of the proposed
-step accepted, and how the proposed full step compares with the two models that sized it. The quadratic model of the KL puts the full step's
-KL at ``max_kl``: the median of the measured KL over ``max_kl`` says how far off it is (above 1: the
-curvature is underestimated and the line search must backtrack for the KL bound). The linear model
+step accepted, and how the proposed full step compares with the two models that sized it. The
+quadratic model of the KL puts the full step's KL at ``max_kl``: the median of the measured KL over
+``max_kl`` says how far off it is (above 1: the curvature is underestimated and the line search must
+backtrack for the KL bound). The linear model
 puts the surrogate's decrease at gradient . step: the median measured decrease over that prediction
 says how far off it is (below 0: the full step makes the surrogate worse). Also the share of full
 steps over the KL bound and the share that made the surrogate worse. ``--output`` draws the ratios

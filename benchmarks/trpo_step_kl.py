@@ -5,9 +5,10 @@
 
 The full step is scaled so that the quadratic model of the KL (its curvature measured on
 ``hvp_traj_fraction`` of the trajectories of ``hvp_task_fraction`` of the tasks, with the
-adaptation inside it given by ``hvp_adaptation``) equals ``max_kl``. On meta-batches sampled with the checkpoint's policy this
-prints, for each curvature setting ``FRACTION:ADAPTATION``, the KL actually reached by the full
-step on all trajectories, the surrogate loss there, the step the line search accepts (its KL and
+adaptation inside it given by ``hvp_adaptation``) equals ``max_kl``. On meta-batches sampled with
+the checkpoint's policy this prints, for each curvature setting
+``FRACTION:ADAPTATION[:TASK_FRACTION]``, the KL actually reached by the full step on all
+trajectories, the surrogate loss there, the step the line search accepts (its KL and
 surrogate), and the seconds the proposal took. A KL well below ``max_kl`` means the curvature
 estimate is too large and the line search accepts steps smaller than the trust region allows;
 above it, the line search has to backtrack.
@@ -52,8 +53,9 @@ def main() -> None:
     for item in args.curvatures:
         fraction, _, rest = item.partition(":")
         adaptation, _, task_fraction = rest.partition(":")
-        settings[item] = config.replace(hvp_traj_fraction=float(fraction), hvp_task_fraction=float(task_fraction or config.hvp_task_fraction),
-                                        hvp_adaptation=adaptation or config.hvp_adaptation).trpo
+        settings[item] = config.replace(hvp_traj_fraction=float(fraction),
+                                        hvp_adaptation=adaptation or config.hvp_adaptation,
+                                        hvp_task_fraction=float(task_fraction or config.hvp_task_fraction)).trpo
     kls: dict[str, list[float]] = {item: [] for item in settings}
     improvements: dict[str, list[float]] = {item: [] for item in settings}
     with trainer:

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="JSON or TOML file of config fields")
     train.add_argument("--run-dir", type=Path, help="output folder (default runs/<preset>-<time>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--branch", type=Path, metavar="RUN_DIR",
+                       help="start a new run (--run-dir) from RUN_DIR's last checkpoint, with its config changed "
+                            "by the flags, --set and --config given (not its policy network, task family, seed "
+                            "or held-out tasks); RUN_DIR is only read")
     for flag, field, kind in TRAIN_FLAGS:
         train.add_argument(flag, dest=field, type=kind, help=f"config field {field}",
                            choices=FLAG_CHOICES.get(field))

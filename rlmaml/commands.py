@@ -72,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.resume is not None:
         changed = set(_train_overrides(args)) - {"num_iterations"}
-        if args.config or args.preset or args.run_dir or changed:
+        if args.config or args.preset or args.run_dir or args.branch or changed:
             raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
         trainer = Trainer.resume(args.resume, args.num_iterations)
         total = trainer.config.trained_iterations
@@ -80,6 +80,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"Resuming {args.resume} at iteration {trainer.iteration} of {total}")
         else:
             print(f"{args.resume} has trained all {total} iterations (raise --num-iterations to train on)")
+    elif args.branch is not None:
+        from rlmaml.branches import branch_run, describe_changes
+
+        if args.preset:
+            raise ConfigError("--branch starts from the source run's config; change fields with flags, --set "
+                              "or --config, not --preset")
+        changes = {**(read_config_file(args.config) if args.config else {}), **_train_overrides(args)}
+        run_dir = args.run_dir or args.branch.parent / f"{args.branch.name}-branch-{time.strftime('%Y%m%d-%H%M%S')}"
+        iteration, changed = branch_run(args.branch, run_dir, changes)
+        trainer = Trainer.resume(run_dir)
+        print(f"Branched {args.branch} at iteration {iteration} into {run_dir} ({describe_changes(changed)}); "
+              f"training to {trainer.config.trained_iterations}")
     else:
         file_values = read_config_file(args.config) if args.config else {}
         config = resolve(args.preset, file_values, _train_overrides(args))

@@ -106,6 +106,11 @@ class RunDir:
     def test_tasks(self) -> Path:
         return self.path / "test_tasks.json"
 
+    @property
+    def branch(self) -> Path:
+        """Where a run made by ``rlmaml train --branch`` records its source (``rlmaml.branches``)."""
+        return self.path / "branch.json"
+
     def require(self, *files: str) -> None:
         """Raise RunError unless the folder exists and holds the named files (attribute names)."""
         if not self.path.is_dir():

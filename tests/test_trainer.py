@@ -143,7 +143,7 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signu
         _, err = process.communicate(timeout=60)
     finally:
         process.kill()  # a 100000-iteration run must not outlive a failed test
-    assert process.returncode == 130
+    assert process.returncode == 130, err  # stderr says what happened if the run died another way
     assert f"Continue with: rlmaml train --resume {run}" in err and "Traceback" not in err
     # checkpoint_every=1000 means only the signal handler can have written this checkpoint past
     # iteration 0. The signal may land after an iteration's metrics line but before its checkpoint;

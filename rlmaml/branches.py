@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from rlmaml.checkpoints import load_checkpoint, save_checkpoint
+from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, save_checkpoint
 from rlmaml.config import ConfigError, load_config, save_config
 from rlmaml.runs import RunDir, RunError, lock_run, make_output_dir, truncate_metrics, write_file, write_json
 
@@ -18,8 +18,6 @@ BRANCH_FIXED = ("method", "env_id", "env_kwargs", "horizon", "hidden_sizes", "ac
                 "num_eval_tasks")
 """Config fields a branch keeps from its source: they define the policy network, the task family and the
 held-out tasks, so changing them would not continue the same run."""
-
-CHECKPOINT_KEYS = ("iteration", "policy", "rng", "best_return")
 
 
 def branch_run(source: Path, path: Path, changes: dict[str, Any]) -> tuple[int, dict[str, list[Any]]]:
@@ -30,17 +28,17 @@ def branch_run(source: Path, path: Path, changes: dict[str, Any]) -> tuple[int, 
     origin.require("config", "checkpoint", "test_tasks", "metrics")
     old = load_config(origin.config)
     new = old.replace(**changes)
-    fixed = [name for name in BRANCH_FIXED if getattr(new, name) != getattr(old, name)]
+    changed = {name: [value, getattr(new, name)] for name, value in dataclasses.asdict(old).items()
+               if getattr(new, name) != value}
+    fixed = [name for name in BRANCH_FIXED if name in changed]
     if fixed:
         raise ConfigError(f"a branch cannot change {', '.join(fixed)}: its policy network, task family and "
                           f"held-out tasks stay those of {source}; start a new run instead")
-    state = load_checkpoint(origin.checkpoint, CHECKPOINT_KEYS)
+    state = load_checkpoint(origin.checkpoint, RUN_STATE_KEYS)
     iteration = state["iteration"]
     if new.trained_iterations < iteration:
         raise ConfigError(f"{source} has already trained {iteration} iterations; --num-iterations must be at "
                           "least that")
-    changed = {name: [value, getattr(new, name)] for name, value in dataclasses.asdict(old).items()
-               if getattr(new, name) != value}
     run = RunDir(path)
     make_output_dir(path)
     lock = lock_run(run)
@@ -83,4 +81,3 @@ def _read(path: Path) -> bytes:
 def describe_changes(changed: dict[str, list[Any]]) -> str:
     """``changed`` (as returned by :func:`branch_run`) as ``field old -> new, ...``."""
     return ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in changed.items()) or "no settings changed"
-

@@ -10,6 +10,10 @@ import torch
 from rlmaml.runs import RunError, atomic_write
 
 
+RUN_STATE_KEYS = ("iteration", "policy", "rng", "best_return")
+"""What a run's ``checkpoint.pt`` holds, all of which resuming (or branching) it needs."""
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """Atomically save a checkpoint of tensors and plain containers."""
     atomic_write(path, lambda handle: torch.save(state, handle))

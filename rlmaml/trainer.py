@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rlmaml.adaptation import sample_adaptation_batches
-from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
+from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.errors import UserError
 from rlmaml.policy import GaussianMLPPolicy
@@ -110,7 +110,7 @@ class Trainer:
             if lock is not None:
                 on_error.callback(lock.close)
             config = load_config(run.config)
-            state = load_checkpoint(run.checkpoint, ("iteration", "policy", "rng", "best_return"))
+            state = load_checkpoint(run.checkpoint, RUN_STATE_KEYS)
             if num_iterations is not None:
                 if num_iterations < state["iteration"]:
                     raise RunError(f"{path} has already trained {state['iteration']} iterations; "

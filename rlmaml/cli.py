@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rlmaml.config import DEFAULT_PRESET, FIELDS, HVP_ADAPTATIONS, INNER_OBJECTIVES, METHODS, PRESETS, TASK_SETS
+from rlmaml.config import (DEFAULT_PRESET, FIELDS, HVP_ADAPTATIONS, INNER_OBJECTIVES, META_OPTIMIZERS, METHODS, PRESETS,
+                           TASK_SETS)
 
 
 def seed_arg(text: str) -> int:
@@ -37,17 +38,18 @@ TRAIN_FLAGS: list[tuple[str, str, Callable[[str], Any]]] = [
     ("--hvp-adaptation", "hvp_adaptation", str),
     ("--hvp-task-fraction", "hvp_task_fraction", float),
     ("--inner-objective", "inner_objective", str),
+    ("--meta-optimizer", "meta_optimizer", str),
     ("--seed", "seed", seed_arg),
 ]
 FLAG_CHOICES: dict[str, tuple[str, ...]] = {"method": METHODS, "hvp_adaptation": HVP_ADAPTATIONS,
-                                            "inner_objective": INNER_OBJECTIVES}
+                                            "inner_objective": INNER_OBJECTIVES, "meta_optimizer": META_OPTIMIZERS}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlmaml", description="Meta-reinforcement learning with MAML.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="meta-train a policy (MAML-TRPO)",
+    train = sub.add_parser("train", help="meta-train a policy (MAML with a TRPO or PPO meta-update)",
                            description="Meta-train a policy. Settings come from a preset, then --config, "
                                        "then flags. Without arguments: a short Navigation2D run.")
     train.add_argument("--preset", choices=sorted(PRESETS),

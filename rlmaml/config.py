@@ -33,6 +33,9 @@ INNER_OBJECTIVES = ("reinforce", "lvc")
 HVP_ADAPTATIONS = ("subsample", "full", "first-order")
 """What the adaptation inside the curvature's KL sees (see ``TrainConfig.hvp_adaptation``)."""
 
+META_OPTIMIZERS = ("trpo", "ppo")
+"""Outer updates (see ``TrainConfig.meta_optimizer``)."""
+
 TASK_SETS = ("test", "validation")
 """The tasks ``rlmaml evaluate`` can adapt on: the run's recorded held-out tasks, or validation tasks."""
 
@@ -54,8 +57,18 @@ class TRPOSettings:
 
 
 @dataclass(frozen=True)
+class PPOSettings:
+    """Outer-loop PPO (ProMP) settings; TrainConfig.ppo builds them and documents each field."""
+
+    epochs: int
+    clip: float
+    lr: float
+    inner_kl_penalty: float
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Everything a MAML-TRPO training run depends on. Saved as ``config.json`` in the run folder."""
+    """Everything a training run depends on. Saved as ``config.json`` in the run folder."""
 
     method: str = "maml"
     """What to train: ``maml``; ``pretrained`` (TRPO on the whole task distribution, no inner step in
@@ -89,6 +102,11 @@ class TrainConfig:
     """Inner-step surrogate: ``reinforce`` (the paper's, log pi * advantage) or ``lvc`` (ProMP's
     pi / stop_grad(pi) * advantage). Same inner step; LVC's second derivative, taken by the
     meta-gradient and the TRPO curvature, also credits the pre-update policy for the data it samples."""
+    meta_optimizer: str = "trpo"
+    """Outer update: ``trpo`` (the paper's: conjugate gradient and a line search within ``max_kl``) or
+    ``ppo`` (ProMP's, Rothfuss et al. 2019: ``ppo_epochs`` Adam steps of size ``meta_lr`` on the
+    adapted policy's clipped surrogate, plus ``inner_kl_penalty`` times the pre-update policy's KL).
+    The TRPO fields below apply to ``trpo`` only, the PPO fields to ``ppo`` only."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 1.0
@@ -115,6 +133,15 @@ class TrainConfig:
     hvp_adaptation: str = "subsample"
     """What the adaptation inside those products sees: ``subsample`` the same fraction of the inner-step
     trajectories, ``full`` all of them, ``first-order`` all of them with its Jacobian taken as the identity."""
+    ppo_epochs: int = 5
+    """PPO: Adam steps per meta-iteration, each re-adapting on the same meta-batch (ProMP: 5)."""
+    ppo_clip: float = 0.3
+    """PPO: the likelihood ratio of the adapted policy is clipped to [1 - ppo_clip, 1 + ppo_clip] (ProMP: 0.3)."""
+    meta_lr: float = 1e-3
+    """PPO: Adam's step size; Adam's moments carry over from one meta-iteration to the next (ProMP: 1e-3)."""
+    inner_kl_penalty: float = 5e-4
+    """PPO: weight of KL(old || new) of the pre-update policy on the first inner-step batch, which keeps
+    the policy that samples the adaptation data from moving far (ProMP's fixed 5e-4; 0 turns it off)."""
     num_workers: int | None = None
     """Rollout worker processes; ``null``: one per CPU core for families that benefit (MuJoCo, Meta-World), none
     otherwise; 0: sample in the training process. Results are bitwise reproducible for a given count."""
@@ -144,7 +171,7 @@ class TrainConfig:
                 raise ConfigError(f"{spec.name} must be a string, got {value!r}")
             if spec.type == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{spec.name} must be true or false, got {value!r}")
-        positive = ("num_tasks", "num_traj", "num_iterations", "num_inner_steps", "cg_iterations",
+        positive = ("num_tasks", "num_traj", "num_iterations", "num_inner_steps", "cg_iterations", "ppo_epochs",
                     "line_search_steps", "num_eval_tasks", "checkpoint_every")
         for name in positive:
             if getattr(self, name) < 1:
@@ -154,11 +181,16 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.horizon is not None and self.horizon < 1:
             raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
-        for name in ("inner_lr", "max_kl", "init_std"):
+        for name in ("inner_lr", "max_kl", "init_std", "meta_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not self.cg_damping >= 0:
-            raise ConfigError(f"cg_damping must be non-negative, got {self.cg_damping!r}")
+        for name in ("cg_damping", "inner_kl_penalty"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)!r}")
+        if not 0 < self.ppo_clip < 1:
+            raise ConfigError(f"ppo_clip must be in (0, 1), got {self.ppo_clip!r}")
+        if self.meta_optimizer not in META_OPTIMIZERS:
+            raise ConfigError(f"meta_optimizer must be one of {', '.join(META_OPTIMIZERS)}, got {self.meta_optimizer!r}")
         if not 0 < self.line_search_ratio < 1:
             raise ConfigError(f"line_search_ratio must be in (0, 1), got {self.line_search_ratio!r}")
         for name in ("hvp_traj_fraction", "hvp_task_fraction"):
@@ -193,6 +225,10 @@ class TrainConfig:
         return TRPOSettings(self.max_kl, self.cg_iterations, self.cg_damping, self.line_search_ratio,
                             self.line_search_steps, self.hvp_traj_fraction, self.hvp_adaptation,
                             self.line_search_kl_rescale, self.hvp_task_fraction)
+
+    @property
+    def ppo(self) -> PPOSettings:
+        return PPOSettings(self.ppo_epochs, self.ppo_clip, self.meta_lr, self.inner_kl_penalty)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,4 +1,4 @@
-"""The MAML-TRPO training loop over a run folder, with checkpoints and resume."""
+"""The MAML training loop over a run folder, with checkpoints and resume."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
 from rlmaml.tensorboard import MetricsBoard, require_tensorboard
-from rlmaml.trpo import MetaBatch, MetaTRPO
+from rlmaml.meta import MetaBatch, MetaLearner
+from rlmaml.ppo import MetaPPO
+from rlmaml.trpo import MetaTRPO
 
 
 def make_policy(config: TrainConfig, sampler: TaskSampler, init_seed: int) -> GaussianMLPPolicy:
@@ -31,6 +33,13 @@ def make_policy(config: TrainConfig, sampler: TaskSampler, init_seed: int) -> Ga
         torch.manual_seed(init_seed)
         return GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, config.hidden_sizes, config.activation,
                                  config.init_std)
+
+
+def make_meta_learner(config: TrainConfig, policy: GaussianMLPPolicy) -> MetaLearner:
+    """The outer update ``config.meta_optimizer`` names, for ``policy``."""
+    if config.meta_optimizer == "ppo":
+        return MetaPPO(policy, config.inner_lrs, config.first_order, config.ppo, config.inner_objective)
+    return MetaTRPO(policy, config.inner_lrs, config.first_order, config.trpo, config.inner_objective)
 
 
 def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: list[Task],
@@ -62,7 +71,7 @@ class Trainer:
                                    num_workers=config.num_workers)
         self.streams = RandomStreams.from_seed(config.seed)
         self.policy = make_policy(config, self.sampler, self.streams.policy_init_seed)
-        self.meta = MetaTRPO(self.policy, config.inner_lrs, config.first_order, config.trpo, config.inner_objective)
+        self.meta = make_meta_learner(config, self.policy)
         self.iteration = 0
         self.best_return = float("-inf")
         self._lock: IO[bytes] | None = None  # held by create/resume: one writer per run folder
@@ -120,6 +129,7 @@ class Trainer:
             on_error.callback(trainer.sampler.close)
             restore_policy(trainer.policy, state, run.checkpoint)
             trainer.streams.load_state(state["rng"])
+            trainer.meta.load_state_dict(state.get("meta_optimizer", {}))  # absent before PPO existed
             trainer.iteration = state["iteration"]
             trainer.best_return = state["best_return"]
             if num_iterations is not None:
@@ -132,7 +142,7 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {"iteration": self.iteration, "best_return": self.best_return,
                 "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
-                "rng": self.streams.state()}
+                "rng": self.streams.state(), "meta_optimizer": self.meta.state_dict()}
 
     def _save(self, state: dict[str, Any]) -> None:
         save_checkpoint(state, self.run.checkpoint)

@@ -20,8 +20,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from rlmaml.adaptation import adapt, masked_task_mean
 from rlmaml.batch import Batch
 from rlmaml.config import TRPOSettings
+from rlmaml.meta import MetaBatch, MetaLearner, mean_kl
 from rlmaml.optim import conjugate_gradient
-from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
+from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_log_prob
 
 
 def flat(tensors: Sequence[Tensor]) -> Tensor:
@@ -31,18 +32,6 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
 
 KL_RESCALE_TARGET = 0.9
 """With ``line_search_kl_rescale``, the fraction of ``max_kl`` a KL-rescaled candidate aims at."""
-
-@dataclass(frozen=True)
-class MetaBatch:
-    """Inner-step batches (``train[k]`` sampled after k inner steps) and the post-adaptation batch."""
-
-    train: list[Batch]
-    valid: Batch
-
-    def tasks(self, index: slice) -> "MetaBatch":
-        """The meta-batch of the selected tasks."""
-        return MetaBatch([batch.tasks(index) for batch in self.train], self.valid.tasks(index))
-
 
 @dataclass(frozen=True)
 class ProposedStep:
@@ -75,25 +64,13 @@ def _step_statistics(proposal: ProposedStep, full_step: tuple[float, float], acc
             "predicted_improvement": proposal.predicted_improvement}
 
 
-class MetaTRPO:
+class MetaTRPO(MetaLearner):
     """Second-order (or first-order) MAML with a TRPO outer step on ``policy``'s parameters."""
 
     def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
                  settings: TRPOSettings, inner_objective: str = "reinforce"):
-        self.policy = policy
-        self.inner_lrs = list(inner_lrs)
-        self.first_order = first_order
+        super().__init__(policy, inner_lrs, first_order, inner_objective)
         self.settings = settings
-        self.inner_objective = inner_objective
-
-    def adapted(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> Params:
-        """Per-task adapted parameters [N, ...] after the inner steps on ``meta_batch.train``."""
-        return adapt(self.policy, params, meta_batch.train, self.inner_lrs, create_graph, self.inner_objective)
-
-    def distribution(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
-        """Adapted policy's mean [N, M*T, act] and log-std [N, 1, act] on the valid observations."""
-        adapted = self.adapted(params, meta_batch, create_graph)
-        return self.policy.distribution(adapted, meta_batch.valid.flat("observations"))
 
     def surrogate_and_kl(self, mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor],
                          valid: Batch) -> tuple[Tensor, Tensor]:
@@ -102,8 +79,7 @@ class MetaTRPO:
         actions, mask = valid.flat("actions"), valid.flat("mask")
         log_ratio = gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(*old, actions)
         loss = -masked_task_mean(torch.exp(log_ratio) * valid.flat("advantages"), mask).mean()
-        kl = masked_task_mean(gaussian_kl(*old, mean, log_std), mask).mean()
-        return loss, kl
+        return loss, mean_kl(old, mean, log_std, valid)
 
     def proposed_step(self, meta_batch: MetaBatch) -> ProposedStep:
         """The full TRPO step before the line search: the conjugate-gradient direction scaled so

@@ -63,6 +63,11 @@ def test_toml_file(tmp_path):
     ({"max_kl": float("inf")}, "max_kl must be a finite number"),
     ({"line_search_ratio": [0.5]}, "line_search_ratio must be a finite number"),
     ({"activation": 1}, "activation must be a string"),
+    ({"meta_optimizer": "adam"}, "meta_optimizer must be one of trpo, ppo"),
+    ({"ppo_epochs": 0}, "ppo_epochs must be a positive integer"),
+    ({"ppo_clip": 1.0}, "ppo_clip must be in"),
+    ({"meta_lr": 0}, "meta_lr must be positive"),
+    ({"inner_kl_penalty": -1e-3}, "inner_kl_penalty must be non-negative"),
 ])
 def test_bad_values_raise_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):

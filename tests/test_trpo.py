@@ -6,7 +6,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.optim import conjugate_gradient
 from rlmaml.config import TrainConfig
-from rlmaml.trpo import MetaBatch, MetaTRPO, TRPOSettings
+from rlmaml.meta import MetaBatch
+from rlmaml.trpo import MetaTRPO, TRPOSettings
 
 from conftest import behaviour_log_probs, frozen_lvc_adapt, make_batch
 

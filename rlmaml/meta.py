@@ -1,0 +1,62 @@
+"""What every meta-update (TRPO, PPO) shares: the meta-batch, the adapted policy's distribution
+and the KL between two distributions on a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from torch import Tensor
+
+from rlmaml.adaptation import adapt, masked_task_mean
+from rlmaml.batch import Batch
+from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl
+
+
+@dataclass(frozen=True)
+class MetaBatch:
+    """Inner-step batches (``train[k]`` sampled after k inner steps) and the post-adaptation batch."""
+
+    train: list[Batch]
+    valid: Batch
+
+    def tasks(self, index: slice) -> "MetaBatch":
+        """The meta-batch of the selected tasks."""
+        return MetaBatch([batch.tasks(index) for batch in self.train], self.valid.tasks(index))
+
+
+def mean_kl(old: tuple[Tensor, Tensor], mean: Tensor, log_std: Tensor, batch: Batch) -> Tensor:
+    """KL(old || new) of the distributions on ``batch``'s steps (mean [N, M*T, act], log-std
+    [N, 1, act] each), averaged over valid steps within a task and then over tasks (a scalar)."""
+    return masked_task_mean(gaussian_kl(*old, mean, log_std), batch.flat("mask")).mean()
+
+
+class MetaLearner:
+    """A policy with its inner steps; subclasses add the outer update (``step``)."""
+
+    def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
+                 inner_objective: str = "reinforce"):
+        self.policy = policy
+        self.inner_lrs = list(inner_lrs)
+        self.first_order = first_order
+        self.inner_objective = inner_objective
+
+    def adapted(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> Params:
+        """Per-task adapted parameters [N, ...] after the inner steps on ``meta_batch.train``."""
+        return adapt(self.policy, params, meta_batch.train, self.inner_lrs, create_graph, self.inner_objective)
+
+    def distribution(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
+        """Adapted policy's mean [N, M*T, act] and log-std [N, 1, act] on the valid observations."""
+        adapted = self.adapted(params, meta_batch, create_graph)
+        return self.policy.distribution(adapted, meta_batch.valid.flat("observations"))
+
+    def step(self, meta_batch: MetaBatch) -> dict[str, float]:
+        """One meta-update of the policy in place; returns statistics of the step."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """The outer optimiser's state that a checkpoint must keep for an exact resume (none here)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""

@@ -1,0 +1,121 @@
+"""The ProMP meta-update (Rothfuss et al. 2019, section 6): several Adam steps on one meta-batch,
+each re-adapting from the current parameters, minimising
+
+    clipped surrogate of the adapted policy + inner_kl_penalty * KL(old || new) of the pre-update policy.
+
+The surrogate is PPO's: per valid step min(r A, clip(r, 1 - eps, 1 + eps) A), r the adapted policy's
+likelihood ratio to the adapted policy the post-adaptation data were sampled with. Both terms are
+averaged over valid steps within a task and then over tasks, as in the TRPO update. Adam's moments
+persist across meta-iterations (and in checkpoints, through :meth:`MetaPPO.state_dict`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from rlmaml.adaptation import masked_task_mean
+from rlmaml.batch import Batch
+from rlmaml.config import PPOSettings
+from rlmaml.meta import MetaBatch, MetaLearner, mean_kl
+from rlmaml.policy import GaussianMLPPolicy, gaussian_log_prob
+
+
+def clipped_surrogate_loss(mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor], valid: Batch,
+                           clip: float) -> tuple[Tensor, Tensor]:
+    """Minus PPO's clipped surrogate (a scalar) and the fraction of valid steps whose ratio lies
+    outside [1 - clip, 1 + clip] (a scalar, no gradient). ``mean`` [N, M*T, act] and ``log_std``
+    [N, 1, act] are the new distribution on ``valid``'s steps, ``old`` the one they were sampled with."""
+    actions, mask, advantages = valid.flat("actions"), valid.flat("mask"), valid.flat("advantages")
+    ratio = torch.exp(gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(*old, actions))
+    objective = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
+    clipped = ((ratio - 1.0).abs() > clip).to(ratio.dtype).detach()
+    return -masked_task_mean(objective, mask).mean(), masked_task_mean(clipped, mask).mean()
+
+
+def _copied(distribution: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    return distribution[0].clone(), distribution[1].clone()
+
+
+class MetaPPO(MetaLearner):
+    """MAML with ProMP's outer update (see the module docstring) on ``policy``'s parameters."""
+
+    def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
+                 settings: PPOSettings, inner_objective: str = "reinforce"):
+        super().__init__(policy, inner_lrs, first_order, inner_objective)
+        self.settings = settings
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
+
+    def objective(self, meta_batch: MetaBatch, old: tuple[Tensor, Tensor], old_pre: tuple[Tensor, Tensor] | None,
+                  create_graph: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss to minimise at the current parameters (a scalar; with ``create_graph`` and
+        second-order MAML its graph runs through the inner steps' gradients) and its parts (scalars):
+        ``surrogate`` (minus the clipped surrogate), ``clip_fraction``, ``inner_kl`` (the pre-update
+        policy's KL from ``old_pre`` on the first inner-step batch; ``old_pre`` is ``None`` without
+        inner steps, and the term is then 0) and ``kl`` (the adapted policy's KL from ``old`` on the
+        valid batch)."""
+        params = self.policy.params()
+        mean, log_std = self.distribution(params, meta_batch, create_graph and not self.first_order)
+        surrogate, clip_fraction = clipped_surrogate_loss(mean, log_std, old, meta_batch.valid, self.settings.clip)
+        inner_kl = torch.zeros((), dtype=surrogate.dtype)
+        if old_pre is not None:
+            pre = meta_batch.train[0]
+            inner_kl = mean_kl(old_pre, *self.policy.distribution(params, pre.flat("observations")), pre)
+        parts = {"surrogate": surrogate, "clip_fraction": clip_fraction, "inner_kl": inner_kl,
+                 "kl": mean_kl(old, mean, log_std, meta_batch.valid)}
+        return surrogate + self.settings.inner_kl_penalty * inner_kl, parts
+
+    def old_distributions(self, meta_batch: MetaBatch) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
+        """The adapted distribution on the valid batch and (with inner steps) the pre-update one on
+        the first inner-step batch, at the current parameters, copied (the log-std can be a view of the
+        parameter, which the Adam steps change in place)."""
+        with torch.no_grad():
+            params = self.policy.params()
+            old = self.distribution(params, meta_batch, create_graph=False)
+            old_pre = (self.policy.distribution(params, meta_batch.train[0].flat("observations"))
+                       if meta_batch.train else None)
+        return _copied(old), None if old_pre is None else _copied(old_pre)
+
+    def step(self, meta_batch: MetaBatch) -> dict[str, float]:
+        """``ppo_epochs`` Adam steps in place. A non-finite loss stops the steps and restores the
+        parameters of the start of the meta-iteration. Returns ``loss_before`` / ``loss_after`` (minus
+        the clipped surrogate before the first and after the last step), ``kl`` (the adapted
+        policy's KL from its start), ``inner_kl``, ``clip_fraction`` (after the last step) and
+        ``step_accepted`` (0 if the parameters were restored)."""
+        old, old_pre = self.old_distributions(meta_batch)
+        param_list = list(self.policy.parameters())
+        start = parameters_to_vector(param_list).detach().clone()
+        loss_before = math.nan
+        for epoch in range(self.settings.epochs):
+            loss, parts = self.objective(meta_batch, old, old_pre)
+            if epoch == 0:
+                loss_before = parts["surrogate"].item()
+            if not math.isfinite(loss.item()):
+                vector_to_parameters(start, param_list)
+                return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0, "inner_kl": 0.0,
+                        "clip_fraction": 0.0, "step_accepted": 0.0}
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        with torch.no_grad():
+            _, parts = self.objective(meta_batch, old, old_pre, create_graph=False)
+        return {"loss_before": loss_before, "loss_after": float(parts["surrogate"]), "kl": float(parts["kl"]),
+                "inner_kl": float(parts["inner_kl"]), "clip_fraction": float(parts["clip_fraction"]),
+                "step_accepted": 1.0}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Adam's state, copied (later steps do not change it)."""
+        return copy.deepcopy(self.optimizer.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Adam's state from :meth:`state_dict`; an empty one (a TRPO run's) leaves Adam fresh. The
+        step size stays this run's ``meta_lr`` (a branch may change it)."""
+        if state:
+            self.optimizer.load_state_dict(state)
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.settings.lr

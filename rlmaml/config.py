@@ -71,8 +71,8 @@ class TrainConfig:
     """Everything a training run depends on. Saved as ``config.json`` in the run folder."""
 
     method: str = "maml"
-    """What to train: ``maml``; ``pretrained`` (TRPO on the whole task distribution, no inner step in
-    training, fine-tuned at evaluation); ``oracle`` (like pretrained, observing the task parameter;
+    """What to train: ``maml``; ``pretrained`` (the outer update on the whole task distribution, no inner
+    step in training, fine-tuned at evaluation); ``oracle`` (like pretrained, observing the task parameter;
     evaluated without adaptation); ``random`` (no training: the initial policy, fine-tuned at evaluation)."""
     env_id: str = "rlmaml/Navigation2D-v0"
     """Gymnasium id of the task family (must follow the rlmaml task protocol)."""

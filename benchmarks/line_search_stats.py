@@ -149,10 +149,13 @@ def main() -> None:
             path, _, label = item.partition(":")
             run = RunDir(Path(path))
             run.require("config", "metrics")
-            records = read_metrics(run.metrics)
+            records, config = read_metrics(run.metrics), load_config(run.config)
+            if config.meta_optimizer != "trpo":
+                raise UserError(f"{run.path} was trained with meta_optimizer={config.meta_optimizer!r}, which has no "
+                                "line search; its metrics.jsonl logs kl, inner_kl and clip_fraction instead")
             if not any(map(logs_step_statistics, records)):
                 raise UserError(f"{run.metrics} logs no step statistics (trained before they were logged)")
-            loaded.append((label or run.path.name, records, load_config(run.config).max_kl))
+            loaded.append((label or run.path.name, records, config.max_kl))
     except UserError as error:
         sys.exit(f"error: {error}")
     for name, records, max_kl in loaded:

@@ -57,3 +57,9 @@ def test_script_on_a_trained_run(tmp_path):
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stripped))
     done = subprocess.run([sys.executable, str(SCRIPT), str(run)], capture_output=True, text=True)
     assert done.returncode == 1 and "logs no step statistics" in done.stderr and "Traceback" not in done.stderr
+    ppo = tmp_path / "ppo"
+    assert main(["train", "--num-tasks", "2", "--num-traj", "3", "--horizon", "8", "--hidden-sizes", "8",
+                 "--num-iterations", "1", "--meta-optimizer", "ppo", "--no-progress", "--no-evaluate",
+                 "--run-dir", str(ppo)]) == 0
+    done = subprocess.run([sys.executable, str(SCRIPT), str(ppo)], capture_output=True, text=True)
+    assert done.returncode == 1 and "meta_optimizer='ppo', which has no line search" in done.stderr

@@ -33,6 +33,7 @@ def flat(tensors: Sequence[Tensor]) -> Tensor:
 KL_RESCALE_TARGET = 0.9
 """With ``line_search_kl_rescale``, the fraction of ``max_kl`` a KL-rescaled candidate aims at."""
 
+
 @dataclass(frozen=True)
 class ProposedStep:
     """The full TRPO step before the line search, with what the line search needs to judge it."""

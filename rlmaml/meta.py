@@ -1,16 +1,17 @@
-"""What every meta-update (TRPO, PPO) shares: the meta-batch, the adapted policy's distribution
-and the KL between two distributions on a batch."""
+"""What every meta-update (TRPO, PPO) shares: the meta-batch, the adapted policy's distribution,
+and the likelihood ratio and the KL between two distributions on a batch."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import torch
 from torch import Tensor
 
 from rlmaml.adaptation import adapt, masked_task_mean
 from rlmaml.batch import Batch
-from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl
+from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,13 @@ class MetaBatch:
     def tasks(self, index: slice) -> "MetaBatch":
         """The meta-batch of the selected tasks."""
         return MetaBatch([batch.tasks(index) for batch in self.train], self.valid.tasks(index))
+
+
+def likelihood_ratio(mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor], batch: Batch) -> Tensor:
+    """pi_new(a|s) / pi_old(a|s) [N, M*T] for ``batch``'s actions, the new distribution given as
+    mean [N, M*T, act] and log-std [N, 1, act], ``old`` the one the actions were sampled with."""
+    actions = batch.flat("actions")
+    return torch.exp(gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(*old, actions))
 
 
 def mean_kl(old: tuple[Tensor, Tensor], mean: Tensor, log_std: Tensor, batch: Batch) -> Tensor:

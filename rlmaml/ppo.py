@@ -22,8 +22,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from rlmaml.adaptation import masked_task_mean
 from rlmaml.batch import Batch
 from rlmaml.config import PPOSettings
-from rlmaml.meta import MetaBatch, MetaLearner, mean_kl
-from rlmaml.policy import GaussianMLPPolicy, gaussian_log_prob
+from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, mean_kl
+from rlmaml.policy import GaussianMLPPolicy
 
 
 def clipped_surrogate_loss(mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor], valid: Batch,
@@ -31,8 +31,8 @@ def clipped_surrogate_loss(mean: Tensor, log_std: Tensor, old: tuple[Tensor, Ten
     """Minus PPO's clipped surrogate (a scalar) and the fraction of valid steps whose ratio lies
     outside [1 - clip, 1 + clip] (a scalar, no gradient). ``mean`` [N, M*T, act] and ``log_std``
     [N, 1, act] are the new distribution on ``valid``'s steps, ``old`` the one they were sampled with."""
-    actions, mask, advantages = valid.flat("actions"), valid.flat("mask"), valid.flat("advantages")
-    ratio = torch.exp(gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(*old, actions))
+    mask, advantages = valid.flat("mask"), valid.flat("advantages")
+    ratio = likelihood_ratio(mean, log_std, old, valid)
     objective = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
     clipped = ((ratio - 1.0).abs() > clip).to(ratio.dtype).detach()
     return -masked_task_mean(objective, mask).mean(), masked_task_mean(clipped, mask).mean()

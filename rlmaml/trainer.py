@@ -15,15 +15,15 @@ from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.config import TrainConfig, load_config, save_config
 from rlmaml.errors import UserError
+from rlmaml.meta import MetaBatch, MetaLearner
 from rlmaml.policy import GaussianMLPPolicy
+from rlmaml.ppo import MetaPPO
 from rlmaml.runs import (RunDir, RunError, append_metrics, lock_run, make_output_dir, truncate_metrics, write_file,
                          write_json)
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
 from rlmaml.tensorboard import MetricsBoard, require_tensorboard
-from rlmaml.meta import MetaBatch, MetaLearner
-from rlmaml.ppo import MetaPPO
 from rlmaml.trpo import MetaTRPO
 
 

@@ -20,9 +20,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from rlmaml.adaptation import adapt, masked_task_mean
 from rlmaml.batch import Batch
 from rlmaml.config import TRPOSettings
-from rlmaml.meta import MetaBatch, MetaLearner, mean_kl
+from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, mean_kl
 from rlmaml.optim import conjugate_gradient
-from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_log_prob
+from rlmaml.policy import GaussianMLPPolicy, Params
 
 
 def flat(tensors: Sequence[Tensor]) -> Tensor:
@@ -77,9 +77,8 @@ class MetaTRPO(MetaLearner):
                          valid: Batch) -> tuple[Tensor, Tensor]:
         """Surrogate loss (minus the importance-weighted advantage) and KL(old || new), both
         averaged over valid steps within a task and then over tasks (scalars)."""
-        actions, mask = valid.flat("actions"), valid.flat("mask")
-        log_ratio = gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(*old, actions)
-        loss = -masked_task_mean(torch.exp(log_ratio) * valid.flat("advantages"), mask).mean()
+        ratio = likelihood_ratio(mean, log_std, old, valid)
+        loss = -masked_task_mean(ratio * valid.flat("advantages"), valid.flat("mask")).mean()
         return loss, mean_kl(old, mean, log_std, valid)
 
     def proposed_step(self, meta_batch: MetaBatch) -> ProposedStep:

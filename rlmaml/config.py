@@ -64,6 +64,8 @@ class PPOSettings:
     clip: float
     lr: float
     inner_kl_penalty: float
+    adaptive_inner_kl_penalty: bool
+    inner_kl_target: float
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,15 @@ class TrainConfig:
     """PPO: Adam's step size; Adam's moments carry over from one meta-iteration to the next (ProMP: 1e-3)."""
     inner_kl_penalty: float = 5e-4
     """PPO: weight of KL(old || new) of the pre-update policy on the first inner-step batch, which keeps
-    the policy that samples the adaptation data from moving far (ProMP's fixed 5e-4; 0 turns it off)."""
+    the policy that samples the adaptation data from moving far (ProMP's fixed 5e-4; 0 turns it off).
+    With ``adaptive_inner_kl_penalty``, the starting weight."""
+    adaptive_inner_kl_penalty: bool = False
+    """PPO: after every meta-iteration halve the penalty's weight if that KL ended below
+    ``inner_kl_target`` / 1.5 and double it above 1.5 x ``inner_kl_target`` (ProMP's option, off in its
+    published runs). The weight is saved in checkpoints and logged as ``inner_kl_penalty``."""
+    inner_kl_target: float = 0.01
+    """PPO with ``adaptive_inner_kl_penalty``: the pre-update policy's KL per meta-iteration the weight
+    steers toward (ProMP: 0.01)."""
     num_workers: int | None = None
     """Rollout worker processes; ``null``: one per CPU core for families that benefit (MuJoCo, Meta-World), none
     otherwise; 0: sample in the training process. Results are bitwise reproducible for a given count."""
@@ -181,7 +191,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
         if self.horizon is not None and self.horizon < 1:
             raise ConfigError(f"horizon must be a positive integer or null, got {self.horizon!r}")
-        for name in ("inner_lr", "max_kl", "init_std", "meta_lr"):
+        for name in ("inner_lr", "max_kl", "init_std", "meta_lr", "inner_kl_target"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
         for name in ("cg_damping", "inner_kl_penalty"):
@@ -228,7 +238,8 @@ class TrainConfig:
 
     @property
     def ppo(self) -> PPOSettings:
-        return PPOSettings(self.ppo_epochs, self.ppo_clip, self.meta_lr, self.inner_kl_penalty)
+        return PPOSettings(self.ppo_epochs, self.ppo_clip, self.meta_lr, self.inner_kl_penalty,
+                           self.adaptive_inner_kl_penalty, self.inner_kl_target)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

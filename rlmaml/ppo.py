@@ -6,6 +6,7 @@ each re-adapting from the current parameters, minimising
 The surrogate is PPO's: per valid step min(r A, clip(r, 1 - eps, 1 + eps) A), r the adapted policy's
 likelihood ratio to the adapted policy the post-adaptation data were sampled with. Both terms are
 averaged over valid steps within a task and then over tasks, as in the TRPO update. Adam's moments
+and the penalty's weight (which ProMP's adaptive option halves or doubles after every meta-iteration)
 persist across meta-iterations (and in checkpoints, through :meth:`MetaPPO.state_dict`).
 """
 
@@ -50,6 +51,7 @@ class MetaPPO(MetaLearner):
         super().__init__(policy, inner_lrs, first_order, inner_objective)
         self.settings = settings
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
+        self.inner_kl_weight = settings.inner_kl_penalty
 
     def objective(self, meta_batch: MetaBatch, old: tuple[Tensor, Tensor], old_pre: tuple[Tensor, Tensor] | None,
                   create_graph: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
@@ -68,7 +70,7 @@ class MetaPPO(MetaLearner):
             inner_kl = mean_kl(old_pre, *self.policy.distribution(params, pre.flat("observations")), pre)
         parts = {"surrogate": surrogate, "clip_fraction": clip_fraction, "inner_kl": inner_kl,
                  "kl": mean_kl(old, mean, log_std, meta_batch.valid)}
-        return surrogate + self.settings.inner_kl_penalty * inner_kl, parts
+        return surrogate + self.inner_kl_weight * inner_kl, parts
 
     def old_distributions(self, meta_batch: MetaBatch) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
         """The adapted distribution on the valid batch and (with inner steps) the pre-update one on
@@ -85,12 +87,13 @@ class MetaPPO(MetaLearner):
         """``ppo_epochs`` Adam steps in place. A non-finite loss stops the steps and restores the
         parameters of the start of the meta-iteration. Returns ``loss_before`` / ``loss_after`` (minus
         the clipped surrogate before the first and after the last step), ``kl`` (the adapted
-        policy's KL from its start), ``inner_kl``, ``clip_fraction`` (after the last step) and
-        ``step_accepted`` (0 if the parameters were restored)."""
+        policy's KL from its start), ``inner_kl``, ``clip_fraction`` (after the last step),
+        ``step_accepted`` (0 if the parameters were restored) and ``inner_kl_penalty`` (the weight these
+        steps used; with the adaptive option, :meth:`adapt_inner_kl_weight` then moves it)."""
         old, old_pre = self.old_distributions(meta_batch)
         param_list = list(self.policy.parameters())
         start = parameters_to_vector(param_list).detach().clone()
-        loss_before = math.nan
+        loss_before, weight = math.nan, self.inner_kl_weight
         for epoch in range(self.settings.epochs):
             loss, parts = self.objective(meta_batch, old, old_pre)
             if epoch == 0:
@@ -98,24 +101,40 @@ class MetaPPO(MetaLearner):
             if not math.isfinite(loss.item()):
                 vector_to_parameters(start, param_list)
                 return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0, "inner_kl": 0.0,
-                        "clip_fraction": 0.0, "step_accepted": 0.0}
+                        "clip_fraction": 0.0, "step_accepted": 0.0, "inner_kl_penalty": weight}
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
         with torch.no_grad():
             _, parts = self.objective(meta_batch, old, old_pre, create_graph=False)
+        if self.settings.adaptive_inner_kl_penalty:
+            self.adapt_inner_kl_weight(float(parts["inner_kl"]))
         return {"loss_before": loss_before, "loss_after": float(parts["surrogate"]), "kl": float(parts["kl"]),
                 "inner_kl": float(parts["inner_kl"]), "clip_fraction": float(parts["clip_fraction"]),
-                "step_accepted": 1.0}
+                "step_accepted": 1.0, "inner_kl_penalty": weight}
+
+    def adapt_inner_kl_weight(self, inner_kl: float) -> None:
+        """ProMP's adaptive rule: halve the weight if the pre-update KL of a meta-iteration was below
+        ``inner_kl_target`` / 1.5, double it if above 1.5 x ``inner_kl_target``."""
+        target = self.settings.inner_kl_target
+        if inner_kl < target / 1.5:
+            self.inner_kl_weight /= 2.0
+        elif inner_kl > 1.5 * target:
+            self.inner_kl_weight *= 2.0
 
     def state_dict(self) -> dict[str, Any]:
-        """Adam's state, copied (later steps do not change it)."""
-        return copy.deepcopy(self.optimizer.state_dict())
+        """Adam's state and the penalty's weight, copied (later steps do not change them)."""
+        return {"adam": copy.deepcopy(self.optimizer.state_dict()), "inner_kl_penalty": self.inner_kl_weight}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Adam's state from :meth:`state_dict`; an empty one (a TRPO run's) leaves Adam fresh. The
-        step size stays this run's ``meta_lr`` (a branch may change it)."""
-        if state:
-            self.optimizer.load_state_dict(state)
+        """The state from :meth:`state_dict` (or Adam's state alone, as checkpoints written before the
+        adaptive penalty hold it); an empty one (a TRPO run's) leaves Adam fresh. The step size stays
+        this run's ``meta_lr`` and, without the adaptive option, the weight its ``inner_kl_penalty``
+        (a branch may change either)."""
+        adam = state.get("adam", state if "param_groups" in state else None)
+        if adam:
+            self.optimizer.load_state_dict(adam)
             for group in self.optimizer.param_groups:
                 group["lr"] = self.settings.lr
+        if self.settings.adaptive_inner_kl_penalty and "inner_kl_penalty" in state:
+            self.inner_kl_weight = float(state["inner_kl_penalty"])

@@ -68,6 +68,8 @@ def test_toml_file(tmp_path):
     ({"ppo_clip": 1.0}, "ppo_clip must be in"),
     ({"meta_lr": 0}, "meta_lr must be positive"),
     ({"inner_kl_penalty": -1e-3}, "inner_kl_penalty must be non-negative"),
+    ({"inner_kl_target": 0.0}, "inner_kl_target must be positive"),
+    ({"adaptive_inner_kl_penalty": 1}, "adaptive_inner_kl_penalty must be true or false"),
 ])
 def test_bad_values_raise_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):

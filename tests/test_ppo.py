@@ -135,9 +135,37 @@ def test_a_non_finite_loss_restores_the_parameters():
     assert torch.equal(before, parameters_to_vector(policy.parameters()))
 
 
-@pytest.mark.parametrize("method", ["maml", "pretrained"])
-def test_ppo_training_resumes_with_identical_metrics_because_checkpoints_keep_adams_state(tmp_path, method):
-    config = TrainConfig(**{**TINY, "meta_optimizer": "ppo", "method": method})
+def test_the_adaptive_rule_halves_below_and_doubles_above_the_target_band():
+    policy, _ = _meta_batch()
+    meta = _meta_ppo(policy, adaptive_inner_kl_penalty=True, inner_kl_target=0.03, inner_kl_penalty=1.0)
+    for inner_kl, weight in [(0.021, 1.0), (0.019, 0.5), (0.044, 0.5), (0.046, 1.0), (0.0, 0.5), (10.0, 1.0)]:
+        meta.adapt_inner_kl_weight(inner_kl)
+        assert meta.inner_kl_weight == weight
+
+
+@pytest.mark.parametrize("adaptive, target, after", [(False, 1e-9, 0.4), (True, 1e3, 0.2), (True, 1e-9, 0.8)])
+def test_a_step_logs_the_weight_it_used_and_then_adapts_it(adaptive, target, after):
+    policy, meta_batch = _meta_batch(seed=6)
+    meta = _meta_ppo(policy, inner_kl_penalty=0.4, adaptive_inner_kl_penalty=adaptive, inner_kl_target=target)
+    stats = meta.step(meta_batch)
+    assert stats["inner_kl_penalty"] == 0.4 and stats["inner_kl"] > 0
+    assert meta.inner_kl_weight == after
+
+
+def test_adam_state_saved_before_the_adaptive_penalty_still_loads():
+    policy, meta_batch = _meta_batch(seed=5)
+    meta = _meta_ppo(policy)
+    meta.step(meta_batch)
+    adam_only = meta.state_dict()["adam"]  # what checkpoints held before the weight was saved
+    fresh = _meta_ppo(policy, adaptive_inner_kl_penalty=True, inner_kl_penalty=0.3)
+    fresh.load_state_dict(adam_only)
+    assert fresh.optimizer.state_dict()["state"] and fresh.inner_kl_weight == 0.3
+
+
+@pytest.mark.parametrize("method, changes", [("maml", {}), ("pretrained", {}),
+                                             ("maml", {"adaptive_inner_kl_penalty": True, "inner_kl_target": 1e-9})])
+def test_ppo_training_resumes_with_identical_metrics_because_checkpoints_keep_adams_state(tmp_path, method, changes):
+    config = TrainConfig(**{**TINY, "meta_optimizer": "ppo", "method": method, **changes})
     with Trainer.create(config, tmp_path / "reference") as reference:
         reference.train(progress=False)
     with Trainer.create(config.replace(num_iterations=2), tmp_path / "resumed") as first_half:
@@ -148,6 +176,8 @@ def test_ppo_training_resumes_with_identical_metrics_because_checkpoints_keep_ad
     records = _without_timing(read_metrics(tmp_path / "resumed" / "metrics.jsonl"))
     assert records == _without_timing(read_metrics(tmp_path / "reference" / "metrics.jsonl"))
     assert all(r["step_accepted"] == 1.0 and r["kl"] > 0 for r in records)
+    if changes:  # the weight doubled every iteration, the resumed run's included
+        assert [r["inner_kl_penalty"] for r in records] == [5e-4 * 2 ** i for i in range(4)]
 
 
 def test_a_trpo_run_branches_into_ppo(tmp_path):

@@ -6,7 +6,7 @@
 Each argument is an ``evaluation.json`` (from ``rlmaml evaluate`` or ``step_size_sweep.py``), with
 ``:LABEL`` to take one of its results (default: all of them); the first result is the reference of
 the paired differences, and a label that results of several runs carry gets each run folder's name
-appended. ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of the evaluation
+appended (``--name-runs``: every label). ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of the evaluation
 seed, so a result does not depend on what else was evaluated with it: results of separate
 evaluations with the same family, tasks, trajectories per step and seed are what one evaluation of
 them all gives, and their per-task returns pair. The files must agree on all of these.
@@ -68,9 +68,10 @@ def recorded_tasks(evaluation: dict[str, Any], path: Path) -> list[dict[str, Any
     return evaluation_tasks(run, evaluation["task_set"], evaluation["num_tasks"])
 
 
-def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str, Any]:
+def combine(arguments: list[str], allow_missing_tasks: bool = False, name_runs: bool = False) -> dict[str, Any]:
     """One evaluation record (as ``rlmaml evaluate`` writes) of the selected results, the first minus
-    each other paired over tasks; raises CombineError if they were not evaluated alike."""
+    each other paired over tasks, with each run folder's name in every label if ``name_runs``; raises
+    CombineError if they were not evaluated alike."""
     picked = [selected(argument) for argument in arguments]
     first_path, first, _ = picked[0]
     tasks = recorded_tasks(first, first_path)
@@ -87,7 +88,11 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False) -> dict[str
         if tasks is not None and other is not None and other != tasks:
             raise CombineError(f"{path} and {first_path} were evaluated on different tasks")
     results = [result for _, _, chosen in picked for result in chosen]
-    name_runs_in_shared_labels(results)  # two runs' "MAML (final, it. 500)", say
+    if name_runs:
+        for result in results:
+            result["label"] = f"{result['label']} [{Path(result['run']).name}]"
+    else:
+        name_runs_in_shared_labels(results)  # two runs' "MAML (final, it. 500)", say
     labels = [result["label"] for result in results]
     if len(set(labels)) < len(labels):
         raise CombineError(f"a label occurs twice ({', '.join(labels)}): take one result per label")
@@ -104,9 +109,12 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--allow-missing-tasks", action="store_true",
                         help="combine even when a run folder whose tasks were used is gone")
+    parser.add_argument("--name-runs", action="store_true",
+                        help="append each result's run folder name to its label (default: only to labels "
+                             "that results of several runs share)")
     args = parser.parse_args()
     try:
-        record = combine(args.evaluations, args.allow_missing_tasks)
+        record = combine(args.evaluations, args.allow_missing_tasks, args.name_runs)
     except (CombineError, UserError) as error:
         sys.exit(f"error: {error}")
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +78,10 @@ def test_results_of_two_runs_under_one_label_are_told_apart_by_their_run(evaluat
     label = json.loads(files["maml"].read_text())["results"][0]["label"]
     assert [r["label"] for r in record["results"]] == [f"{label} [maml]", f"{label} [maml-other]"]
     assert record["paired"]["reference"] == f"{label} [maml]"
+    record = load_script().combine([str(files["maml"]), str(files["random"])], name_runs=True)
+    runs = [Path(r["run"]).name for r in record["results"]]
+    labels = [json.loads(files[m].read_text())["results"][0]["label"] for m in ("maml", "random")]
+    assert [r["label"] for r in record["results"]] == [f"{labels[0]} [{runs[0]}]", f"{labels[1]} [{runs[1]}]"]
 
 
 def test_refuses_what_does_not_pair(evaluations, tmp_path):

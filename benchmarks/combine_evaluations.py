@@ -89,8 +89,9 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False, name_runs: 
             raise CombineError(f"{path} and {first_path} were evaluated on different tasks")
     results = [result for _, _, chosen in picked for result in chosen]
     if name_runs:
-        for result in results:
-            result["label"] = f"{result['label']} [{Path(result['run']).name}]"
+        for result in results:  # a label that names its run already (a combined file's) keeps its one name
+            suffix = f" [{Path(result['run']).name}]"
+            result["label"] += "" if result["label"].endswith(suffix) else suffix
     else:
         name_runs_in_shared_labels(results)  # two runs' "MAML (final, it. 500)", say
     labels = [result["label"] for result in results]

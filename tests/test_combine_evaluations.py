@@ -82,6 +82,9 @@ def test_results_of_two_runs_under_one_label_are_told_apart_by_their_run(evaluat
     runs = [Path(r["run"]).name for r in record["results"]]
     labels = [json.loads(files[m].read_text())["results"][0]["label"] for m in ("maml", "random")]
     assert [r["label"] for r in record["results"]] == [f"{labels[0]} [{runs[0]}]", f"{labels[1]} [{runs[1]}]"]
+    (tmp_path / "named.json").write_text(json.dumps(record))  # named again: no second name
+    again = load_script().combine([str(tmp_path / "named.json")], name_runs=True)
+    assert [r["label"] for r in again["results"]] == [r["label"] for r in record["results"]]
 
 
 def test_refuses_what_does_not_pair(evaluations, tmp_path):

@@ -6,10 +6,10 @@
 Each argument is an ``evaluation.json`` (from ``rlmaml evaluate`` or ``step_size_sweep.py``), with
 ``:LABEL`` to take one of its results (default: all of them); the first result is the reference of
 the paired differences, and a label that results of several runs carry gets each run folder's name
-appended (``--name-runs``: every label). ``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of the evaluation
-seed, so a result does not depend on what else was evaluated with it: results of separate
-evaluations with the same family, tasks, trajectories per step and seed are what one evaluation of
-them all gives, and their per-task returns pair. The files must agree on all of these.
+appended (``--name-runs``: every label). ``rlmaml evaluate`` draws every checkpoint's rollouts from
+fresh streams of the evaluation seed, so a result does not depend on what else was evaluated with
+it: results of separate evaluations with the same family, tasks, trajectories per step and seed
+are what one evaluation of them all gives, and their per-task returns pair. The files must agree on all of these.
 The tasks are compared as the files record them; a file written before evaluations recorded their
 tasks is compared through the run it took them from (its ``test_tasks.json``, or its seed for
 validation tasks), and is refused if that run folder is gone unless ``--allow-missing-tasks``
@@ -88,12 +88,7 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False, name_runs: 
         if tasks is not None and other is not None and other != tasks:
             raise CombineError(f"{path} and {first_path} were evaluated on different tasks")
     results = [result for _, _, chosen in picked for result in chosen]
-    if name_runs:
-        for result in results:  # a label that names its run already (a combined file's) keeps its one name
-            suffix = f" [{Path(result['run']).name}]"
-            result["label"] += "" if result["label"].endswith(suffix) else suffix
-    else:
-        name_runs_in_shared_labels(results)  # two runs' "MAML (final, it. 500)", say
+    name_runs_in_shared_labels(results, every_label=name_runs)  # two runs' "MAML (final, it. 500)", say
     labels = [result["label"] for result in results]
     if len(set(labels)) < len(labels):
         raise CombineError(f"a label occurs twice ({', '.join(labels)}): take one result per label")

@@ -271,9 +271,15 @@ def with_paired_differences(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
+def name_runs_in_shared_labels(results: list[dict[str, Any]], every_label: bool = False) -> None:
     """Append the run folder's name to every label that more than one run's result carries (two
-    MAML runs, say), so that tables and legends tell them apart."""
+    MAML runs, say), so that tables and legends tell them apart; with ``every_label`` to every label
+    that does not end with that name already (a combined file's)."""
+    if every_label:
+        for result in results:
+            suffix = f" [{Path(result['run']).name}]"
+            result["label"] += "" if result["label"].endswith(suffix) else suffix
+        return
     runs_by_label: dict[str, set[str]] = {}
     for result in results:
         runs_by_label.setdefault(result["label"], set()).add(result["run"])

@@ -20,6 +20,7 @@ from rlmaml.cli import TRAIN_FLAGS
 from rlmaml.config import (DEFAULT_PRESET, FIELDS, ConfigError, load_config, read_config_file, resolve,
                            unknown_fields_message)
 from rlmaml.errors import UserError
+from rlmaml.memory import keep_freed_memory
 from rlmaml.paper import paper_curves, paper_label
 from rlmaml.plugins import all_families
 from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, output_dir, read_metrics, write_json
@@ -332,6 +333,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed subcommand; a user error is one line on stderr and exit status 2."""
+    if args.command in ("train", "evaluate"):
+        keep_freed_memory()
     try:
         return COMMANDS[args.command](args)
     except UserError as error:

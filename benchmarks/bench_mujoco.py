@@ -32,6 +32,7 @@ import torch
 
 import rlmaml  # noqa: F401  (registers the task families)
 from rlmaml.config import resolve
+from rlmaml.memory import keep_freed_memory
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import read_metrics
 from rlmaml.sampling import TaskSampler
@@ -97,6 +98,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
+    keep_freed_memory()  # as rlmaml train does
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"torch threads {torch.get_num_threads()}")
     workers = os.cpu_count() or 1

@@ -20,6 +20,7 @@ import torch
 import rlmaml
 from rlmaml.commands import parse_set
 from rlmaml.config import ConfigError, resolve
+from rlmaml.memory import keep_freed_memory
 from rlmaml.trainer import Trainer
 
 
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="config field (VALUE as JSON, else a string), as for rlmaml train")
     args = parser.parse_args()
+    keep_freed_memory()  # as rlmaml train does
     try:
         overrides = dict(parse_set(item) for item in args.set)
         config = resolve(args.preset, {}, {**overrides, "num_iterations": args.warmup + args.iterations})

@@ -3,8 +3,8 @@
 glibc serves each allocation above its mmap threshold (at most 32 MiB) with a fresh ``mmap`` and
 unmaps it on free. A locomotion meta-batch has tensors well above that (40 tasks x 20 trajectories
 x 200 steps x 100 hidden units x 4 bytes = 64 MB), so every forward and backward pass of the meta-update
-maps new pages, and the kernel zeroes each on first touch: on the 2-core reference machine the
-HalfCheetahDir PPO meta-update spent about a third of its time in page faults (300,000 a second).
+maps new pages, and the kernel zeroes each on first touch: on the 2-core reference machine a
+HalfCheetahDir PPO training process spent 37% of its CPU time in the kernel (300,000 faults a second).
 With mmap off and trimming off, freed blocks stay in the heap and the next tensor reuses them; the
 process keeps its peak heap size until it exits. Results are bitwise unchanged.
 """

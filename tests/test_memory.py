@@ -11,7 +11,7 @@ from rlmaml.memory import OPT_OUT_VARIABLE
 
 # Allocates, touches and frees a 64 MB buffer 30 times; prints the minor page faults this cost.
 FAULTS_OF_LARGE_BLOCKS = """
-import resource, sys
+import resource
 from rlmaml.memory import keep_freed_memory
 applied = keep_freed_memory()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

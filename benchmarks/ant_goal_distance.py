@@ -61,12 +61,12 @@ def main() -> None:
     parser.add_argument("--num-traj", type=int, default=20, help="trajectories per task and step (default 20)")
     parser.add_argument("--radius", type=float, default=0.5, help="'reached' radius, L1 (default 0.5)")
     args = parser.parse_args()
-    tasks = None
+    schedules = [(RunDir(Path(path)), lrs) for path, lrs in map(run_with_schedule, args.runs)]
+    tasks = evaluation_tasks(schedules[0][0])
     print(f"{'run':<40} step  return   start    last  closest  last within {args.radius}")
-    for item in args.runs:
-        path, lrs = run_with_schedule(item)
-        tasks = tasks if tasks is not None else evaluation_tasks(RunDir(Path(path)))
-        for k, result in enumerate(per_step_distances(RunDir(Path(path)), tasks, lrs, args.num_traj)):
+    for run, lrs in schedules:
+        path = str(run.path)
+        for k, result in enumerate(per_step_distances(run, tasks, lrs, args.num_traj)):
             means = {name: values.mean(1).mean() for name, values in result.items()}
             within = (result["last"] <= args.radius).mean()
             print(f"{path:<40} {k:>4} {means['return']:7.1f} {means['start']:7.2f} {means['last']:7.2f} "

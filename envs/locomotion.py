@@ -54,6 +54,21 @@ class _ClippedActions:
         return super().step(np.clip(np.asarray(action, dtype=np.float64), space.low, space.high))
 
 
+class _PooledMjData:
+    """Mixin: the :class:`~rlmaml.envs.mujoco_batch.MjDataPool` this env's batched envs take their
+    MjData from (created on first use; one per env, so each rollout worker has its own)."""
+
+    _mjdata_pool = None
+
+    @property
+    def mjdata_pool(self):
+        if self._mjdata_pool is None:
+            from rlmaml.envs.mujoco_batch import MjDataPool
+
+            self._mjdata_pool = MjDataPool(self.model)
+        return self._mjdata_pool
+
+
 class _VelocityTasks:
     """Task protocol for ``{"velocity": v}`` with v uniform in ``VELOCITY_RANGE``."""
 
@@ -94,7 +109,7 @@ class _DirectionTasks:
         return [float(task["direction"])]
 
 
-class HalfCheetahVelEnv(_VelocityTasks, _ClippedActions, HalfCheetahEnv):
+class HalfCheetahVelEnv(_VelocityTasks, _PooledMjData, _ClippedActions, HalfCheetahEnv):
     """HalfCheetah that must run at a target forward velocity (tasks ``{"velocity": v}``)."""
 
     VELOCITY_RANGE = (0.0, 2.0)
@@ -114,7 +129,7 @@ class HalfCheetahVelEnv(_VelocityTasks, _ClippedActions, HalfCheetahEnv):
         return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
 
 
-class HalfCheetahDirEnv(_DirectionTasks, _ClippedActions, HalfCheetahEnv):
+class HalfCheetahDirEnv(_DirectionTasks, _PooledMjData, _ClippedActions, HalfCheetahEnv):
     """HalfCheetah that must run forward (+1) or backward (-1) (tasks ``{"direction": d}``)."""
 
     parallel_rollouts = True
@@ -133,7 +148,7 @@ class HalfCheetahDirEnv(_DirectionTasks, _ClippedActions, HalfCheetahEnv):
         return forward - ctrl_cost, {"reward_forward": forward, "reward_ctrl": -ctrl_cost}
 
 
-class _AntTask(_ClippedActions, AntEnv):
+class _AntTask(_PooledMjData, _ClippedActions, AntEnv):
     parallel_rollouts = True
     TASK_KEY: str  # the task dict's key, also the batched env's mode: velocity, direction or goal
 

@@ -98,6 +98,29 @@ def test_batched_env_equals_the_gymnasium_env_for_the_same_seeds_and_actions(env
         np.testing.assert_array_equal(batched.step(actions)[0][~alive], frozen[~alive])
 
 
+@pytest.mark.parametrize("env_id", ["rlmaml/HalfCheetahDir-v0", "rlmaml/AntGoal-v0"])
+def test_batches_reuse_their_envs_mjdata_and_still_give_the_same_trajectories(env_id):
+    family = gym.make(env_id).unwrapped
+    tasks = family.sample_tasks(2, np.random.default_rng(1))
+
+    def run(batch, actions_seed):
+        rng = np.random.default_rng(actions_seed)
+        trace = [batch.reset(list(range(5, 5 + batch.num_envs)))]
+        for _ in range(40):
+            trace.extend(batch.step(rng.normal(size=(batch.num_envs, family.action_space.shape[0])) * 1.5)[:2])
+        return trace
+
+    first = family.batched_env(tasks, 2)
+    expected = run(first, 0)
+    other = family.batched_env(family.sample_tasks(3, np.random.default_rng(2)), 2)  # more sub-envs, other tasks
+    run(other, 1)
+    again = family.batched_env(tasks, 2)
+    assert all(a is b for a, b in zip(again.datas, first.datas))  # no MjData allocated for a new rollout
+    assert len({id(d) for d in other.datas}) == 6 and other.datas[:4] == first.datas
+    for got, want in zip(run(again, 0), expected):
+        np.testing.assert_array_equal(got, want)
+
+
 def _sample(sampler, policy, tasks, params):
     return sampler.sample(policy, params, tasks, 3, torch.Generator().manual_seed(5), np.random.default_rng(6))
 

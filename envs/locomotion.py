@@ -27,11 +27,14 @@ Tasks (see ../shared/REFERENCE.md section 1):
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from gymnasium.envs.mujoco.ant_v5 import AntEnv
 from gymnasium.envs.mujoco.half_cheetah_v5 import HalfCheetahEnv
+
+if TYPE_CHECKING:
+    from rlmaml.envs.mujoco_batch import MjDataPool
 
 CHEETAH_CTRL_COST = 0.05
 ANT_CTRL_COST = 0.005
@@ -61,7 +64,7 @@ class _PooledMjData:
     _mjdata_pool = None
 
     @property
-    def mjdata_pool(self):
+    def mjdata_pool(self) -> MjDataPool:
         if self._mjdata_pool is None:
             from rlmaml.envs.mujoco_batch import MjDataPool
 

@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--num-tasks", type=int, help="use only the first N tasks")
     evaluate.add_argument("--seed", type=seed_arg, help="evaluation seed (default: the first run's seed)")
     evaluate.add_argument("--out-dir", type=Path,
-                          help="output folder (default: the run folder for one run, runs/compare-<time> for several)")
+                          help="output folder (default: the run folder for one run, where an earlier evaluation is first "
+                               "moved to previous-evaluations/; runs/compare-<time> for several)")
     evaluate.add_argument("--paper", action="store_true",
                           help="also print and draw the MAML paper's published curves for this family "
                                "(Navigation2D, HalfCheetahVel/Dir, AntVel/Dir), dotted, and record them in "

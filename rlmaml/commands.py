@@ -23,7 +23,8 @@ from rlmaml.errors import UserError
 from rlmaml.memory import keep_freed_memory
 from rlmaml.paper import paper_curves, paper_label
 from rlmaml.plugins import all_families
-from rlmaml.runs import RunDir, RunError, RunWriteError, make_output_dir, output_dir, read_metrics, write_json
+from rlmaml.runs import (RunDir, RunError, RunWriteError, keep_previous_evaluation, make_output_dir, output_dir,
+                         read_metrics, write_json)
 from rlmaml.tasks import EnvKwargsError
 from rlmaml.training_summary import default_window, parse_window, summarize_training
 
@@ -138,7 +139,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_evaluate:
         try:
             evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj),
-                                run.path, progress=not args.no_progress)
+                                run.path, progress=not args.no_progress, keep_previous=True)
         except KeyboardInterrupt:
             print(f"\nInterrupted during the closing evaluation; the trained run in {run.path} is complete. "
                   f"Evaluate it with: rlmaml evaluate {run.path}", file=sys.stderr)
@@ -190,15 +191,19 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
                         task_set: str = "test", num_tasks: int | None = None, progress: bool = True,
-                        paper: dict[str, Any] | None = None) -> dict[str, Any]:
+                        paper: dict[str, Any] | None = None, keep_previous: bool = False) -> dict[str, Any]:
     """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``; ``paper``
-    (from :func:`rlmaml.paper.paper_curves`) adds the published curves to the table, JSON and figure."""
+    (from :func:`rlmaml.paper.paper_curves`) adds the published curves to the table, JSON and figure.
+    ``keep_previous`` first moves an evaluation already in ``out_dir`` to its previous-evaluations/."""
     from rlmaml.evaluation import evaluate_runs
 
     with output_dir(out_dir):  # made before the evaluation, which can take minutes; removed if it fails
         evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
     if paper is not None:
         evaluation["paper"] = paper
+    kept = keep_previous_evaluation(out_dir) if keep_previous else None
+    if kept is not None:
+        print(f"Moved the previous evaluation to {kept}/")
     report_evaluation(evaluation, out_dir)
     print(f"Wrote {out_dir}/evaluation.json, evaluation.csv and evaluation.png")
     return evaluation
@@ -244,7 +249,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         config = load_config(runs[0].config)
         paper = paper_curves(config.env_id, config.horizon, args.num_steps)
     evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks, not args.no_progress,
-                        paper)
+                        paper, keep_previous=args.out_dir is None and len(runs) == 1)
     return 0
 
 

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,34 @@ def make_output_dir(path: Path) -> None:
         raise RunError(f"cannot create output folder {path}: {error.strerror}") from None
     if not os.access(path, os.W_OK):
         raise RunError(f"cannot write to output folder {path}: permission denied")
+
+
+EVALUATION_FILES = ("evaluation.json", "evaluation.csv", "evaluation.png")
+PREVIOUS_EVALUATIONS = "previous-evaluations"
+
+
+def keep_previous_evaluation(folder: Path) -> Path | None:
+    """Move the evaluation files in ``folder`` (if any) to ``folder/previous-evaluations/<time>/``,
+    named by when the old evaluation.json was written, so a new evaluation does not replace them.
+
+    Returns the folder they went to, or None if there was no previous evaluation."""
+    present = [folder / name for name in EVALUATION_FILES if (folder / name).is_file()]
+    if not present:
+        return None
+    written = time.strftime("%Y%m%d-%H%M%S", time.localtime(present[0].stat().st_mtime))
+    target = folder / PREVIOUS_EVALUATIONS / written
+    suffix = 1
+    while target.exists():
+        suffix += 1
+        target = folder / PREVIOUS_EVALUATIONS / f"{written}-{suffix}"
+    try:
+        target.mkdir(parents=True)
+        for path in present:
+            path.rename(target / path.name)
+    except OSError as error:
+        raise RunWriteError(f"cannot keep the previous evaluation of {folder} in {target}: {error.strerror}"
+                            ) from None
+    return target
 
 
 @contextmanager

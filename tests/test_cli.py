@@ -72,9 +72,13 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert f"Results in {run}/" in out and "return after K steps" in out
     assert "before adaptation" in out and "after 1 step(s)." in out
     assert (run / "evaluation.png").stat().st_size > 10_000
+    closing = {name: (run / name).read_bytes() for name in ("evaluation.json", "evaluation.csv", "evaluation.png")}
     assert main(["evaluate", str(run), "--num-steps", "2", "--num-traj", "3", "--checkpoint", "best"]) == 0
     out = capsys.readouterr().out
     assert "MAML (best, it. " in out
+    (kept,) = (run / "previous-evaluations").iterdir()  # the closing evaluation is moved, not replaced
+    assert f"Moved the previous evaluation to {kept}/" in out
+    assert {name: (kept / name).read_bytes() for name in closing} == closing
     (result,) = json.loads((run / "evaluation.json").read_text())["results"]
     assert [row["step"] for row in result["summary"]] == [0, 1, 2] and result["checkpoint"] == "best"
     assert result["step_sizes"] == [0.1, 0.05] and len(result["per_task"]) == 4
@@ -85,6 +89,10 @@ def test_train_then_evaluate(capsys, tmp_path):
     assert len(json.loads((tmp_path / "once" / "evaluation.json").read_text())["results"]) == 1
     assert main(["train", "--resume", str(run), "--no-evaluate"]) == 0
     assert "has trained all" in capsys.readouterr().out
+    assert main(["train", "--resume", str(run), "--num-iterations", "3", "--no-progress"]) == 0
+    assert "Moved the previous evaluation to " in capsys.readouterr().out  # resumed, it evaluates again
+    assert len(list((run / "previous-evaluations").iterdir())) == 2
+    assert json.loads((run / "evaluation.json").read_text())["results"][0]["iteration"] == 3
     assert "has no snapshots/iteration-00001.pt; it kept no snapshots (train with --set snapshot_every=N" in (
         _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "1"]))
     assert "final, best or an iteration" in _one_line_error(capsys, ["evaluate", str(run), "--checkpoint", "x"])

@@ -13,8 +13,9 @@ import torch
 from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (RunDir, RunError, RunWriteError, append_metrics, lock_run, output_dir, read_metrics,
-                         truncate_metrics, write_file, write_json)
+from rlmaml.runs import (EVALUATION_FILES, PREVIOUS_EVALUATIONS, RunDir, RunError, RunWriteError, append_metrics,
+                         keep_previous_evaluation, lock_run, output_dir, read_metrics, truncate_metrics, write_file,
+                         write_json)
 
 
 def _records(count):
@@ -140,3 +141,19 @@ def test_an_output_folder_made_for_work_that_fails_is_removed_unless_it_holds_fi
     with output_dir(tmp_path / "ok"):
         pass
     assert (tmp_path / "ok").is_dir()
+
+
+def test_keep_previous_evaluation_moves_each_evaluation_to_its_own_folder(tmp_path):
+    assert keep_previous_evaluation(tmp_path) is None  # nothing to keep
+    contents = []
+    for version in ("first", "second"):
+        for name in EVALUATION_FILES:
+            (tmp_path / name).write_text(f"{version} {name}")
+        os.utime(tmp_path / "evaluation.json", (0, 0))  # both written "at the same second"
+        contents.append(keep_previous_evaluation(tmp_path))
+    first, second = contents
+    assert first != second and first.parent == second.parent == tmp_path / PREVIOUS_EVALUATIONS
+    assert second.name == first.name + "-2"
+    for folder, version in ((first, "first"), (second, "second")):
+        assert {p.name: p.read_text() for p in folder.iterdir()} == {n: f"{version} {n}" for n in EVALUATION_FILES}
+    assert not any((tmp_path / name).exists() for name in EVALUATION_FILES)

@@ -47,7 +47,8 @@ PREVIOUS_EVALUATIONS = "previous-evaluations"
 
 def keep_previous_evaluation(folder: Path) -> Path | None:
     """Move the evaluation files in ``folder`` (if any) to ``folder/previous-evaluations/<time>/``,
-    named by when the old evaluation.json was written, so a new evaluation does not replace them.
+    named by the modification time of the first of evaluation.json, .csv, .png present, so a new
+    evaluation does not replace them.
 
     Returns the folder they went to, or None if there was no previous evaluation."""
     present = [folder / name for name in EVALUATION_FILES if (folder / name).is_file()]

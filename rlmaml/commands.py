@@ -23,8 +23,8 @@ from rlmaml.errors import UserError
 from rlmaml.memory import keep_freed_memory
 from rlmaml.paper import paper_curves, paper_label
 from rlmaml.plugins import all_families
-from rlmaml.runs import (RunDir, RunError, RunWriteError, keep_previous_evaluation, make_output_dir, output_dir,
-                         read_metrics, write_json)
+from rlmaml.runs import (EVALUATION_FILES, RunDir, RunError, RunWriteError, keep_previous_evaluation, make_output_dir,
+                         output_dir, read_metrics, write_json)
 from rlmaml.tasks import EnvKwargsError
 from rlmaml.training_summary import default_window, parse_window, summarize_training
 
@@ -213,10 +213,12 @@ def report_evaluation(evaluation: dict[str, Any], out_dir: Path) -> None:
     """Print the evaluation's tables and write evaluation.json, .csv and .png to ``out_dir``."""
     from rlmaml.report import plot_adaptation, write_csv
 
+    # the same names keep_previous_evaluation moves aside
+    json_path, csv_path, png_path = (out_dir / name for name in EVALUATION_FILES)
     print_evaluation(evaluation)
-    write_json(evaluation, out_dir / "evaluation.json")
-    write_csv(evaluation, out_dir / "evaluation.csv")
-    plot_adaptation(evaluation, out_dir / "evaluation.png")
+    write_json(evaluation, json_path)
+    write_csv(evaluation, csv_path)
+    plot_adaptation(evaluation, png_path)
 
 
 def _distinct_runs(paths: Sequence[Path]) -> list[RunDir]:

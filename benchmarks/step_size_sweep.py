@@ -12,7 +12,10 @@ the first step size when selecting on one step, go to the better sum over the la
 every run is evaluated once on the recorded test tasks with its chosen checkpoint and schedule (the
 oracle: final iterate, without adaptation), and the table, CSV and
 figure are written as by ``rlmaml evaluate`` (with ``--paper``, the paper's curves too). The
-validation grid goes to ``step_sizes.csv``.
+validation grid goes to ``step_sizes.csv``. ``--step-rule return-scaled`` sizes every run's steps by
+the return they fall short of ``--target-return`` (``rlmaml evaluate --step-rule``); its step sizes
+are lengths per unit of return, so give a grid of ``--first`` values to match (Navigation2D: about
+0.006 to 0.013).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import itertools
 from pathlib import Path
 
 from rlmaml.commands import report_evaluation
-from rlmaml.config import ConfigError, load_config
+from rlmaml.config import STEP_RULES, ConfigError, load_config
 from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks
 from rlmaml.paper import paper_curves
 from rlmaml.runs import RunDir
@@ -59,7 +62,18 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true",
                         help="add the MAML paper's published curves to the test table, JSON and figure (as "
                              "`rlmaml evaluate --paper`)")
+    parser.add_argument("--step-rule", choices=STEP_RULES, default="fixed",
+                        help="how every run's steps are sized (as `rlmaml evaluate --step-rule`; default fixed)")
+    parser.add_argument("--target-return", type=float, default=0.0,
+                        help="the return a return-scaled step aims at (as `rlmaml evaluate`; default 0)")
     args = parser.parse_args()
+    try:
+        EvalSettings(step_rule=args.step_rule, target_return=args.target_return)
+    except ConfigError as error:
+        parser.error(str(error))
+    if not 0 <= args.select_step <= args.num_steps:
+        parser.error(f"--select-step must be between 0 and --num-steps ({args.num_steps}), got {args.select_step}")
+    rule = {"step_rule": args.step_rule, "target_return": args.target_return}
 
     runs = [RunDir(path) for path in args.runs]
     first_config = load_config(runs[0].config)
@@ -78,7 +92,7 @@ def main() -> None:
         names = ["final"] if config.method == "random" else checkpoints_of(run, args.checkpoints)  # untrained
         with Trainer(config, run) as trainer:  # one sampler for all its evaluations
             for which, first, factor in itertools.product(names, args.first, args.factors):
-                settings = EvalSettings(args.num_steps, args.validation_traj, first, factor)
+                settings = EvalSettings(args.num_steps, args.validation_traj, first, factor, **rule)
                 result = evaluate_checkpoint(run, which, settings, validation, first_config.seed, trainer)
                 means = [row["mean"] for row in result["summary"]]
                 score = (means[args.select_step], sum(means[args.select_step:]))  # ties: better later steps win
@@ -101,7 +115,7 @@ def main() -> None:
     results = []
     for run in runs + ([RunDir(args.oracle)] if args.oracle else []):
         which, first, factor = chosen.get(run.path, ("final", None, 0.5))
-        settings = EvalSettings(args.num_steps, args.num_traj, first, factor)
+        settings = EvalSettings(args.num_steps, args.num_traj, first, factor, **rule)
         results.append(evaluate_checkpoint(run, which, settings, tasks, first_config.seed))
     evaluation = {**evaluation_record(first_config, "test", runs[0], tasks, args.num_traj, first_config.seed,
                                       results),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rlmaml.config import (DEFAULT_PRESET, FIELDS, HVP_ADAPTATIONS, INNER_OBJECTIVES, META_OPTIMIZERS, METHODS, PRESETS,
-                           TASK_SETS)
+                           STEP_RULES, TASK_SETS)
 
 
 def seed_arg(text: str) -> int:
@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--inner-lr", type=float, help="first step size (default: each run's inner_lr)")
     evaluate.add_argument("--later-lr-factor", type=float, default=0.5,
                           help="step size of later steps as a fraction of the first (default 0.5)")
+    evaluate.add_argument("--step-rule", choices=STEP_RULES, default="fixed",
+                          help="fixed: each step is the step size times the gradient (the paper's; default); "
+                               "return-scaled: a step of length step size x (--target-return minus the task's mean "
+                               "return in the step's trajectories) along the gradient, long for tasks far from the "
+                               "target and short near it")
+    evaluate.add_argument("--target-return", type=float, default=0.0,
+                          help="the return a return-scaled step aims at (default 0, the best possible return of "
+                               "Navigation2D, whose rewards are minus distances)")
     evaluate.add_argument("--checkpoint", default="final,best", metavar="{final,best,N}[,...]",
                           help="comma-separated checkpoints to evaluate (default final,best): the final iterate, the "
                                "one with the best post-adaptation training return, or iteration N (kept with "

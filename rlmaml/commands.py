@@ -162,6 +162,8 @@ def _cell(row: dict[str, float], width: int, signed: bool = False) -> str:
 def print_evaluation(evaluation: dict[str, Any]) -> None:
     """The evaluation as text tables: mean ± standard error over tasks after each number of steps, and
     the first result minus each other, paired over tasks."""
+    from rlmaml.report import schedule_text
+
     results = evaluation["results"]
     print(f"{evaluation['env_id']}: {evaluation['num_tasks']} {evaluation['task_set']} tasks (of "
           f"{evaluation['tasks_from']}) x {evaluation['num_traj']} trajectories per step, seed {evaluation['seed']}")
@@ -176,7 +178,7 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
             if key in r:
                 blanks = " " * (cell + 2) * (num_steps - len(r[key]))  # the oracle: one column
                 print(f"{r['label']:{width}s}" + "".join(f"  {_cell(row, cell)}" for row in r[key]) + blanks
-                      + "  " + (", ".join(f"{lr:g}" for lr in r["step_sizes"]) or "none"))
+                      + "  " + (schedule_text(r) or "none"))
         if key == "summary" and "paper" in evaluation:
             for method, values in evaluation["paper"]["curves"].items():
                 print(f"{paper_label(method):{width}s}" + "".join(f"  {value:>{cell}.1f}" for value in values))
@@ -232,7 +234,8 @@ def _distinct_runs(paths: Sequence[Path]) -> list[RunDir]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rlmaml.evaluation import EvalSettings, require_evaluable
 
-    settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed)
+    settings = EvalSettings(args.num_steps, args.num_traj, args.inner_lr, args.later_lr_factor, args.seed,
+                            args.step_rule, args.target_return)
     runs = _distinct_runs(args.run_dirs)
     require_evaluable(runs)  # before the output folder is made, which may be a run's own
     checkpoints = list(dict.fromkeys(c.strip() for c in args.checkpoint.split(",") if c.strip()))

@@ -36,6 +36,11 @@ HVP_ADAPTATIONS = ("subsample", "full", "first-order")
 META_OPTIMIZERS = ("trpo", "ppo")
 """Outer updates (see ``TrainConfig.meta_optimizer``)."""
 
+STEP_RULES = ("fixed", "return-scaled")
+"""How an inner step's size is set at evaluation (see ``rlmaml.adaptation.adapt_step``): the
+schedule's size times the gradient (the paper's), or a step of length size x (target return - the
+batch's mean return) along the gradient's direction."""
+
 TASK_SETS = ("test", "validation")
 """The tasks ``rlmaml evaluate`` can adapt on: the run's recorded held-out tasks, or validation tasks."""
 

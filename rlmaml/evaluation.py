@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from rlmaml.adaptation import sample_adaptation_batches
 from rlmaml.checkpoints import load_checkpoint, restore_policy
-from rlmaml.config import METHOD_LABELS, TASK_SETS, ConfigError, TrainConfig, load_config
+from rlmaml.config import METHOD_LABELS, STEP_RULES, TASK_SETS, ConfigError, TrainConfig, load_config
 from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.runs import RunDir, RunError, read_json
 from rlmaml.sampling import TaskSampler
@@ -31,15 +31,17 @@ def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> li
 
 def adaptation_curves(policy: GaussianMLPPolicy, sampler: TaskSampler, tasks: Sequence[Task], num_traj: int,
                       lrs: Sequence[float], gamma: float, gae_lambda: float, generator: torch.Generator,
-                      seed_rng: np.random.Generator) -> tuple[Tensor, Tensor | None]:
+                      seed_rng: np.random.Generator, step_rule: str = "fixed",
+                      target_return: float = 0.0) -> tuple[Tensor, Tensor | None]:
     """Per-task mean return and success rate after each number of inner steps, each [len(lrs) + 1, N]
-    (success is ``None`` for envs that do not report it).
+    (success is ``None`` for envs that do not report it); ``step_rule`` as in
+    :func:`rlmaml.adaptation.adapt_step`.
 
     Row 0 is the trajectories used for the first adaptation; row k NEW trajectories of the k-times
     adapted policy.
     """
     batches, _ = sample_adaptation_batches(sampler, policy, tasks, num_traj, lrs, gamma, gae_lambda, generator,
-                                           seed_rng)
+                                           seed_rng, step_rule, target_return)
     returns = torch.stack([batch.episode_returns().mean(dim=1) for batch in batches])
     if batches[0].success is None:
         return returns, None
@@ -90,17 +92,27 @@ def _over_steps(values: Tensor, count: int) -> Tensor:
 @dataclass(frozen=True)
 class EvalSettings:
     """How to evaluate: K inner steps, M trajectories per task and step, the step-size schedule
-    (``inner_lr`` defaults to each run's own), and the seed (default: the first run's)."""
+    (``inner_lr`` defaults to each run's own) and how a step's size is applied (``step_rule``,
+    ``target_return``: see :func:`rlmaml.adaptation.adapt_step`), and the seed (default: the first
+    run's)."""
 
     num_steps: int = 3
     num_traj: int = 40
     inner_lr: float | None = None
     later_factor: float = 0.5
     seed: int | None = None
+    step_rule: str = "fixed"
+    target_return: float = 0.0
 
     def __post_init__(self) -> None:
         if self.num_steps < 0 or self.num_traj < 1:
             raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
+        if self.step_rule not in STEP_RULES:
+            raise ConfigError(f"--step-rule must be one of {', '.join(STEP_RULES)}, got {self.step_rule!r}")
+        if not math.isfinite(self.target_return):
+            raise ConfigError(f"--target-return must be a finite number, got {self.target_return!r}")
+        if self.target_return and self.step_rule == "fixed":
+            raise ConfigError("--target-return applies only to --step-rule return-scaled")
         for flag, value in (("--inner-lr", self.inner_lr), ("--later-lr-factor", self.later_factor)):
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{flag} must be a positive finite number, got {value!r}")
@@ -182,11 +194,18 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     with (nullcontext(trainer) if trainer is not None else Trainer(config, run)) as trainer:
         restore_policy(trainer.policy, state, path)
         returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs,
-                                             config.gamma, config.gae_lambda, generator, seed_rng)
+                                             config.gamma, config.gae_lambda, generator, seed_rng,
+                                             settings.step_rule, settings.target_return)
+    if lrs and settings.step_rule == "return-scaled" and bool((returns[0] >= settings.target_return).all()):
+        raise ConfigError(f"every task's return before adaptation is at or above --target-return "
+                          f"{settings.target_return:g} (lowest {float(returns[0].min()):.4g}), so return-scaled "
+                          "steps would not move the policy; give a target above the returns this family can reach")
     result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,
               "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
               "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,
               "summary": summarize(returns), "per_task": returns.T.tolist()}
+    if lrs and settings.step_rule != "fixed":
+        result.update(step_rule=settings.step_rule, target_return=settings.target_return)
     if success is not None:
         result.update(success_summary=summarize(success), per_task_success=success.T.tolist())
     return result

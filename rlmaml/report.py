@@ -92,15 +92,25 @@ def _line_style(results: Sequence[dict[str, Any]], index: int) -> tuple[str, str
     return color, ("-", "--", ":", "-.")[rank % 4]
 
 
+def schedule_text(result: dict[str, Any]) -> str:
+    """An evaluation result's step sizes as printed and drawn, e.g. ``0.1, 0.05``, or
+    ``0.01, 0.007 return-scaled`` (``return-scaled to 5`` for a target return other than 0)."""
+    text = ", ".join(f"{lr:g}" for lr in result["step_sizes"])
+    if text and result.get("step_rule", "fixed") != "fixed":
+        target = result.get("target_return", 0.0)
+        text += f" {result['step_rule']}" + (f" to {target:g}" if target else "")
+    return text
+
+
 def _legend_label(result: dict[str, Any], show_step_sizes: bool) -> str:
     if not show_step_sizes or result["method"] == "oracle" or not result["step_sizes"]:
         return result["label"]
-    return f"{result['label']}, step sizes {', '.join(f'{lr:g}' for lr in result['step_sizes'])}"
+    return f"{result['label']}, step sizes {schedule_text(result)}"
 
 
-def _schedules(evaluation: dict[str, Any]) -> set[tuple[float, ...]]:
-    """The distinct step-size schedules of the adapted (non-oracle) results."""
-    return {tuple(r["step_sizes"]) for r in evaluation["results"] if r["method"] != "oracle"}
+def _schedules(evaluation: dict[str, Any]) -> set[str]:
+    """The distinct step-size schedules of the adapted (non-oracle) results, as :func:`schedule_text`."""
+    return {schedule_text(r) for r in evaluation["results"] if r["method"] != "oracle"}
 
 
 def _draw_curves(ax: Any, evaluation: dict[str, Any], summary_key: str) -> None:
@@ -144,7 +154,7 @@ def adaptation_title(evaluation: dict[str, Any]) -> str:
     if len(schedules) == 1:
         (schedule,) = schedules
         if schedule:
-            title += f"\nstep sizes {', '.join(f'{lr:g}' for lr in schedule)} for every method"
+            title += f"\nstep sizes {schedule} for every method"
     if "paper" in evaluation:
         title += f"\ndotted: {evaluation['paper']['source']}"
     return title

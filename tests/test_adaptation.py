@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from rlmaml.adaptation import adapt, adapt_step, inner_loss
@@ -130,3 +131,47 @@ def test_adapt_rejects_mismatched_step_sizes():
         assert "step size" in str(error)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_return_scaled_step_has_the_shortfall_as_length_along_each_tasks_gradient():
+    policy, batch = make_batch(num_tasks=4, seed=3)
+    mean_returns = batch.episode_returns().mean(1)
+    target = float(mean_returns[:3].max())  # the best of tasks 0-2 is at it, task 3 is moved above: no step for either
+    batch = batch.replace(rewards=batch.rewards.clone())
+    batch.rewards[3] += (target + 1.0 - float(mean_returns[3])) / batch.mask[3].sum(-1, keepdim=True)
+    adapted = adapt_step(policy, policy.params(), batch, 0.2, create_graph=False, step_rule="return-scaled",
+                         target_return=target)
+    for n in range(4):
+        start = policy.params()
+        unit = _single_task_adapt(policy, batch, n, 1.0, create_graph=False)  # start - gradient
+        gradient = torch.cat([(start[name] - unit[name]).flatten() for name in start])
+        shortfall = max(target - float(batch.tasks(slice(n, n + 1)).episode_returns().mean()), 0.0)
+        step = torch.cat([(start[name] - adapted[name][n]).flatten() for name in start]).detach()
+        torch.testing.assert_close(step.norm(), torch.tensor(0.2 * shortfall, dtype=step.dtype))
+        if shortfall > 0:
+            torch.testing.assert_close(step / step.norm(), gradient / gradient.norm())
+    shortfalls = target - batch.episode_returns().mean(1)
+    assert int((shortfalls > 0).sum()) == 2 and float(shortfalls[3]) < 0  # both cases were exercised
+
+
+def test_return_scaled_meta_gradient_matches_finite_differences():
+    policy, train = make_batch(num_tasks=2, seed=4)
+    _, valid = make_batch(num_tasks=2, seed=5)
+    vector = torch.cat([p.detach().flatten() for p in policy.parameters()]).requires_grad_()
+
+    def outer(v):
+        params = dict(zip(policy.params(), _unflatten(policy, v)))
+        adapted = adapt_step(policy, params, train, 0.01, create_graph=True, step_rule="return-scaled")
+        return inner_loss(policy, adapted, valid).sum()
+
+    (analytic,) = torch.autograd.grad(outer(vector), vector)
+    direction = torch.randn(vector.shape, generator=torch.Generator().manual_seed(0), dtype=vector.dtype)
+    eps = 1e-6
+    numeric = (outer(vector + eps * direction) - outer(vector - eps * direction)) / (2 * eps)
+    torch.testing.assert_close(analytic @ direction, numeric.detach(), rtol=1e-5, atol=1e-8)
+
+
+def test_adapt_step_rejects_unknown_step_rule():
+    policy, batch = make_batch(num_tasks=2)
+    with pytest.raises(ValueError, match="step_rule must be one of"):
+        adapt_step(policy, policy.params(), batch, 0.1, create_graph=False, step_rule="newton")

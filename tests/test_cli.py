@@ -63,6 +63,10 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
         capsys, ["evaluate", str(tmp_path), "--inner-lr", "inf"])  # gave a table of nan
     assert "--later-lr-factor must be a positive finite number, got nan" in _one_line_error(
         capsys, ["evaluate", str(tmp_path), "--later-lr-factor", "nan"])
+    assert "--target-return applies only to --step-rule return-scaled" in _one_line_error(
+        capsys, ["evaluate", str(tmp_path), "--target-return", "5"])
+    assert "--target-return must be a finite number, got nan" in _one_line_error(
+        capsys, ["evaluate", str(tmp_path), "--step-rule", "return-scaled", "--target-return", "nan"])
 
 
 def test_train_then_evaluate(capsys, tmp_path):
@@ -132,6 +136,27 @@ def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):
         main(["evaluate", str(run), "--num-traj", "3", "--seed", str(seed), "--out-dir", str(tmp_path / "e")])
         results.append([r["per_task"] for r in json.loads((tmp_path / "e" / "evaluation.json").read_text())["results"]])
     assert results[0] == results[1] and results[0] != results[2]
+
+
+def test_evaluate_with_return_scaled_steps(capsys, tmp_path):
+    run = tmp_path / "run"
+    main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"])
+    capsys.readouterr()
+
+    def evaluate(*flags: str) -> dict:
+        assert main(["evaluate", str(run), "--checkpoint", "final", "--num-traj", "3", "--num-steps", "2",
+                     "--no-progress", "--out-dir", str(tmp_path / "e"), *flags]) == 0
+        return json.loads((tmp_path / "e" / "evaluation.json").read_text())["results"][0]
+
+    scaled = evaluate("--step-rule", "return-scaled", "--inner-lr", "0.01", "--target-return", "5")
+    assert "0.01, 0.005 return-scaled to 5" in capsys.readouterr().out
+    assert (scaled["step_rule"], scaled["target_return"], scaled["step_sizes"]) == ("return-scaled", 5.0, [0.01, 0.005])
+    fixed = evaluate("--inner-lr", "0.01")
+    assert "step_rule" not in fixed and [t[0] for t in fixed["per_task"]] == [t[0] for t in scaled["per_task"]]
+    assert [t[1:] for t in fixed["per_task"]] != [t[1:] for t in scaled["per_task"]]
+    # a target below every return would leave every task where it is: refused, not a flat curve
+    assert "every task's return before adaptation is at or above --target-return -1e+09" in _one_line_error(
+        capsys, ["evaluate", str(run), "--step-rule", "return-scaled", "--target-return", "-1000000000", "--no-progress"])
 
 
 def test_a_one_task_evaluation_prints_means_without_a_standard_error(capsys, tmp_path):

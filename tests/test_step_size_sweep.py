@@ -92,3 +92,25 @@ def test_paper_curves_join_the_test_table_and_a_horizon_they_do_not_match_stops_
                            "--out-dir", str(tmp_path / "out")], check=True, capture_output=True, text=True)
     assert json.loads((tmp_path / "out" / "evaluation.json").read_text())["paper"]["curves"]["maml"] == [-40.4, -11.7]
     assert "paper: MAML" in done.stdout
+
+
+def test_a_return_scaled_sweep_applies_the_rule_to_every_adapted_run(sweep, tmp_path):
+    runs, _, _ = sweep
+    out = tmp_path / "scaled"
+    subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--oracle", str(runs["oracle"]),
+                    "--step-rule", "return-scaled", "--first", "0.01", "--factors", "1", "--num-steps", "1",
+                    "--select-step", "1", "--validation-traj", "3", "--num-traj", "3", "--out-dir", str(out)],
+                   check=True, capture_output=True, text=True)
+    results = {r["method"]: r for r in json.loads((out / "evaluation.json").read_text())["results"]}
+    assert (results["maml"]["step_rule"], results["maml"]["step_sizes"]) == ("return-scaled", [0.01])
+    assert "step_rule" not in results["oracle"]  # no step to size
+    assert main(["evaluate", str(runs["maml"]), "--checkpoint", "final", "--num-steps", "1", "--num-traj", "3",
+                 "--step-rule", "return-scaled", "--inner-lr", "0.01", "--no-progress", "--out-dir", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "evaluation.json").read_text())["results"][0]["per_task"] == results["maml"]["per_task"]
+    refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--target-return", "3",
+                              "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "applies only to --step-rule return-scaled" in refused.stderr
+    assert not (tmp_path / "no").exists()
+    refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--num-steps", "1",
+                              "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--select-step must be between 0 and --num-steps (1), got 2" in refused.stderr

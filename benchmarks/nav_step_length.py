@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from nav_noise_floor import run_with_schedule  # a sibling: benchmarks/ is on sys.path
 
-from rlmaml.adaptation import adapt_step, detached
+from rlmaml.adaptation import adapt_step, detached, per_task_squared_norm
 from rlmaml.advantages import with_advantages
-from rlmaml.evaluation import evaluation_tasks, loaded_run
+from rlmaml.evaluation import evaluation_tasks, loaded_run, summarize
 from rlmaml.policy import Params
 from rlmaml.runs import RunDir
 from rlmaml.seeding import evaluation_streams
@@ -63,7 +63,7 @@ def grid_returns(trainer: Trainer, tasks: list[Task], first_lr: float, scales: l
                                   config.gamma, config.gae_lambda)
     unit_first = detached(adapt_step(policy, start, first_batch, 1.0, create_graph=False))
     start = {name: p.expand_as(unit_first[name]) for name, p in start.items()}
-    grad_norm = torch.sqrt(sum(((unit_first[n] - start[n]) ** 2).flatten(1).sum(1) for n in start)).numpy()
+    grad_norm = per_task_squared_norm([unit_first[n] - start[n] for n in start]).sqrt().numpy()
     selection = np.zeros((len(scales), len(seconds), len(tasks)))
     scoring = np.zeros_like(selection)
     for i, scale in enumerate(scales):
@@ -81,8 +81,9 @@ def grid_returns(trainer: Trainer, tasks: list[Task], first_lr: float, scales: l
 
 
 def mean_se(values: np.ndarray) -> str:
-    """``mean ± standard error`` over tasks."""
-    return f"{values.mean():.2f} ± {values.std(ddof=1) / np.sqrt(len(values)):.2f}"
+    """``mean ± standard error`` over tasks [N] (the standard error as every evaluation table computes it)."""
+    (row,) = summarize(torch.as_tensor(values)[None])
+    return f"{row['mean']:.2f} ± {row['stderr']:.2f}"
 
 
 def main() -> None:

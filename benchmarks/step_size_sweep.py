@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -67,13 +68,13 @@ def main() -> None:
     parser.add_argument("--target-return", type=float, default=0.0,
                         help="the return a return-scaled step aims at (as `rlmaml evaluate`; default 0)")
     args = parser.parse_args()
-    try:
-        EvalSettings(step_rule=args.step_rule, target_return=args.target_return)
+    try:  # what every evaluation below shares; each sets its own step sizes (and the test its trajectories)
+        validation_settings = EvalSettings(args.num_steps, args.validation_traj, step_rule=args.step_rule,
+                                           target_return=args.target_return)
     except ConfigError as error:
         parser.error(str(error))
     if not 0 <= args.select_step <= args.num_steps:
         parser.error(f"--select-step must be between 0 and --num-steps ({args.num_steps}), got {args.select_step}")
-    rule = {"step_rule": args.step_rule, "target_return": args.target_return}
 
     runs = [RunDir(path) for path in args.runs]
     first_config = load_config(runs[0].config)
@@ -92,7 +93,7 @@ def main() -> None:
         names = ["final"] if config.method == "random" else checkpoints_of(run, args.checkpoints)  # untrained
         with Trainer(config, run) as trainer:  # one sampler for all its evaluations
             for which, first, factor in itertools.product(names, args.first, args.factors):
-                settings = EvalSettings(args.num_steps, args.validation_traj, first, factor, **rule)
+                settings = dataclasses.replace(validation_settings, inner_lr=first, later_factor=factor)
                 result = evaluate_checkpoint(run, which, settings, validation, first_config.seed, trainer)
                 means = [row["mean"] for row in result["summary"]]
                 score = (means[args.select_step], sum(means[args.select_step:]))  # ties: better later steps win
@@ -115,7 +116,8 @@ def main() -> None:
     results = []
     for run in runs + ([RunDir(args.oracle)] if args.oracle else []):
         which, first, factor = chosen.get(run.path, ("final", None, 0.5))
-        settings = EvalSettings(args.num_steps, args.num_traj, first, factor, **rule)
+        settings = dataclasses.replace(validation_settings, num_traj=args.num_traj, inner_lr=first,
+                                       later_factor=factor)
         results.append(evaluate_checkpoint(run, which, settings, tasks, first_config.seed))
     evaluation = {**evaluation_record(first_config, "test", runs[0], tasks, args.num_traj, first_config.seed,
                                       results),

@@ -42,6 +42,11 @@ def inner_loss(policy: GaussianMLPPolicy, params: Params, batch: Batch, objectiv
     return -masked_task_mean(surrogate * batch.flat("advantages"), batch.flat("mask"))
 
 
+def per_task_squared_norm(tensors: Sequence[Tensor]) -> Tensor:
+    """Squared Euclidean norm per task over all of ``tensors`` together, each [N, ...] -> [N]."""
+    return sum(t.pow(2).flatten(1).sum(1) for t in tensors)
+
+
 def return_scaled_sizes(grads: Sequence[Tensor], batch: Batch, target_return: float) -> Tensor:
     """Per-task step-size multipliers [N] that make the step's length (over all parameters)
     ``target_return`` minus the task's mean return in ``batch`` (0 once the batch reaches the target).
@@ -49,7 +54,7 @@ def return_scaled_sizes(grads: Sequence[Tensor], batch: Batch, target_return: fl
     Args:
         grads: the inner loss's gradient per parameter, each with leading task axis [N, ...].
     """
-    squared_norm = sum(g.pow(2).flatten(1).sum(1) for g in grads)
+    squared_norm = per_task_squared_norm(grads)
     shortfall = (target_return - batch.episode_returns().mean(1)).clamp_min(0.0).to(squared_norm.dtype)
     # a zero gradient has no direction to step along: size 0 (the floor keeps sqrt's derivative finite)
     return torch.where(squared_norm > 0, shortfall / squared_norm.clamp_min(1e-30).sqrt(), torch.zeros_like(shortfall))

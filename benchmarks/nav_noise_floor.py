@@ -5,8 +5,8 @@ return an ideal policy (mean action straight at the goal) would score with that 
         runs/ref/pretrained-s0:0.05,0.01,0.01 runs/ref/oracle-s0
 
 For each ``RUN_DIR[:STEP_SIZES]`` the final checkpoint is adapted on the run's recorded test tasks
-exactly as ``rlmaml evaluate`` does (seed = the run's, ``--num-traj`` trajectories per step), and the
-policy's std (mean over tasks, per action axis) is printed before and after each step. Then an ideal
+exactly as ``rlmaml evaluate`` does (seed = the run's, its step rule, ``--num-traj`` trajectories per
+step), and the policy's std (mean over tasks, per action axis) is printed before and after each step. Then an ideal
 policy, whose mean action is the clipped straight move to the goal, is rolled out in the
 Navigation2D dynamics with Gaussian noise of each ``--stds`` value (in units of the [-1, 1] action
 box) on ``--num-goals`` uniformly drawn goals; its mean return is the best any policy with that much
@@ -35,11 +35,13 @@ from rlmaml.trainer import Trainer
 def evaluation_adaptation(trainer: Trainer, tasks: list[Task], lrs: list[float],
                           num_traj: int) -> tuple[list[Batch], list[Params]]:
     """The batches ``rlmaml evaluate`` samples on ``tasks`` (its seed streams, ``len(lrs) + 1`` of them)
-    and the policy parameters after 0..len(lrs) inner steps on them (no task axis at step 0, [N, ...] after)."""
+    and the policy parameters after 0..len(lrs) inner steps on them (no task axis at step 0, [N, ...] after),
+    the steps taken with the run's own step rule."""
     config = trainer.config
     generator, seed_rng = evaluation_streams(config.seed)
     return sample_adaptation_batches(trainer.sampler, trainer.policy, tasks, num_traj, lrs, config.gamma,
-                                     config.gae_lambda, generator, seed_rng)
+                                     config.gae_lambda, generator, seed_rng, config.inner_step_rule,
+                                     config.inner_target_return)
 
 
 def adapted_stds(run: RunDir, lrs: list[float], num_traj: int) -> list[list[float]]:

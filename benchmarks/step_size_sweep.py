@@ -28,7 +28,7 @@ from pathlib import Path
 
 from rlmaml.commands import report_evaluation
 from rlmaml.config import STEP_RULES, ConfigError, load_config
-from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks
+from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks, step_rule_of
 from rlmaml.paper import paper_curves
 from rlmaml.runs import RunDir
 from rlmaml.trainer import Trainer
@@ -63,10 +63,12 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true",
                         help="add the MAML paper's published curves to the test table, JSON and figure (as "
                              "`rlmaml evaluate --paper`)")
-    parser.add_argument("--step-rule", choices=STEP_RULES, default="fixed",
-                        help="how every run's steps are sized (as `rlmaml evaluate --step-rule`; default fixed)")
-    parser.add_argument("--target-return", type=float, default=0.0,
-                        help="the return a return-scaled step aims at (as `rlmaml evaluate`; default 0)")
+    parser.add_argument("--step-rule", choices=STEP_RULES,
+                        help="how every run's steps are sized (as `rlmaml evaluate --step-rule`; default: each "
+                             "run's own)")
+    parser.add_argument("--target-return", type=float,
+                        help="the return a return-scaled step aims at (as `rlmaml evaluate`; default: each run's "
+                             "own, 0 unless set)")
     args = parser.parse_args()
     try:  # what every evaluation below shares; each sets its own step sizes (and the test its trajectories)
         validation_settings = EvalSettings(args.num_steps, args.validation_traj, step_rule=args.step_rule,
@@ -79,11 +81,13 @@ def main() -> None:
     runs = [RunDir(path) for path in args.runs]
     first_config = load_config(runs[0].config)
     paper = None
-    if args.paper:
-        try:
+    try:  # before the sweep, which can take minutes
+        for run in runs:
+            step_rule_of(load_config(run.config), validation_settings, run.path)
+        if args.paper:
             paper = paper_curves(first_config.env_id, first_config.horizon, args.num_steps)
-        except ConfigError as error:  # before the sweep, which can take minutes
-            parser.error(str(error))
+    except ConfigError as error:
+        parser.error(str(error))
     args.out_dir.mkdir(parents=True, exist_ok=True)
     validation = evaluation_tasks(runs[0], "validation")
     grid_rows, chosen = [], {}

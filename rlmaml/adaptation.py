@@ -93,12 +93,14 @@ def adapt_step(policy: GaussianMLPPolicy, params: Params, batch: Batch, lr: floa
 
 
 def adapt(policy: GaussianMLPPolicy, params: Params, batches: Sequence[Batch], lrs: Sequence[float],
-          create_graph: bool, objective: str = "reinforce") -> Params:
-    """Successive inner steps, step k on ``batches[k]`` (sampled after k steps) with ``lrs[k]``."""
+          create_graph: bool, objective: str = "reinforce", step_rule: str = "fixed",
+          target_return: float = 0.0) -> Params:
+    """Successive inner steps (:func:`adapt_step`), step k on ``batches[k]`` (sampled after k steps)
+    with ``lrs[k]``."""
     if len(batches) != len(lrs):
         raise ValueError(f"need one step size per batch, got {len(lrs)} for {len(batches)} batches")
     for batch, lr in zip(batches, lrs):
-        params = adapt_step(policy, params, batch, lr, create_graph, objective)
+        params = adapt_step(policy, params, batch, lr, create_graph, objective, step_rule, target_return)
     return params
 
 

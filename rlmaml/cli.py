@@ -38,11 +38,13 @@ TRAIN_FLAGS: list[tuple[str, str, Callable[[str], Any]]] = [
     ("--hvp-adaptation", "hvp_adaptation", str),
     ("--hvp-task-fraction", "hvp_task_fraction", float),
     ("--inner-objective", "inner_objective", str),
+    ("--inner-step-rule", "inner_step_rule", str),
     ("--meta-optimizer", "meta_optimizer", str),
     ("--seed", "seed", seed_arg),
 ]
 FLAG_CHOICES: dict[str, tuple[str, ...]] = {"method": METHODS, "hvp_adaptation": HVP_ADAPTATIONS,
-                                            "inner_objective": INNER_OBJECTIVES, "meta_optimizer": META_OPTIMIZERS}
+                                            "inner_objective": INNER_OBJECTIVES, "meta_optimizer": META_OPTIMIZERS,
+                                            "inner_step_rule": STEP_RULES}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,14 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--inner-lr", type=float, help="first step size (default: each run's inner_lr)")
     evaluate.add_argument("--later-lr-factor", type=float, default=0.5,
                           help="step size of later steps as a fraction of the first (default 0.5)")
-    evaluate.add_argument("--step-rule", choices=STEP_RULES, default="fixed",
-                          help="fixed: each step is the step size times the gradient (the paper's; default); "
+    evaluate.add_argument("--step-rule", choices=STEP_RULES,
+                          help="fixed: each step is the step size times the gradient (the paper's); "
                                "return-scaled: a step of length step size x (--target-return minus the task's mean "
                                "return in the step's trajectories) along the gradient, long for tasks far from the "
-                               "target and short near it")
-    evaluate.add_argument("--target-return", type=float, default=0.0,
-                          help="the return a return-scaled step aims at (default 0, the best possible return of "
-                               "Navigation2D, whose rewards are minus distances)")
+                               "target and short near it (default: each run's own, its inner_step_rule)")
+    evaluate.add_argument("--target-return", type=float,
+                          help="the return a return-scaled step aims at (default: each run's inner_target_return, "
+                               "0 unless set: the best possible return of Navigation2D, whose rewards are minus "
+                               "distances)")
     evaluate.add_argument("--checkpoint", default="final,best", metavar="{final,best,N}[,...]",
                           help="comma-separated checkpoints to evaluate (default final,best): the final iterate, the "
                                "one with the best post-adaptation training return, or iteration N (kept with "

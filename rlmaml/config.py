@@ -37,9 +37,9 @@ META_OPTIMIZERS = ("trpo", "ppo")
 """Outer updates (see ``TrainConfig.meta_optimizer``)."""
 
 STEP_RULES = ("fixed", "return-scaled")
-"""How an inner step's size is set at evaluation (see ``rlmaml.adaptation.adapt_step``): the
-schedule's size times the gradient (the paper's), or a step of length size x (target return - the
-batch's mean return) along the gradient's direction."""
+"""How an inner step's size is applied, in training (``TrainConfig.inner_step_rule``) and at evaluation
+(see ``rlmaml.adaptation.adapt_step``): the step size times the gradient (the paper's), or a step of
+length size x (target return - the batch's mean return) along the gradient's direction."""
 
 TASK_SETS = ("test", "validation")
 """The tasks ``rlmaml evaluate`` can adapt on: the run's recorded held-out tasks, or validation tasks."""
@@ -109,6 +109,13 @@ class TrainConfig:
     """Inner-step surrogate: ``reinforce`` (the paper's, log pi * advantage) or ``lvc`` (ProMP's
     pi / stop_grad(pi) * advantage). Same inner step; LVC's second derivative, taken by the
     meta-gradient and the TRPO curvature, also credits the pre-update policy for the data it samples."""
+    inner_step_rule: str = "fixed"
+    """How ``inner_lr`` makes an inner step: ``fixed`` (the paper's: ``inner_lr`` times the gradient) or
+    ``return-scaled`` (a step of length ``inner_lr`` x (``inner_target_return`` - the task's mean return in
+    the step's trajectories) along the gradient; ``inner_lr`` is then a length per unit of return, about
+    0.01 on Navigation2D). Evaluation uses the run's rule unless told otherwise."""
+    inner_target_return: float = 0.0
+    """The return a ``return-scaled`` step aims at (0, the default, is Navigation2D's best possible return)."""
     meta_optimizer: str = "trpo"
     """Outer update: ``trpo`` (the paper's: conjugate gradient and a line search within ``max_kl``) or
     ``ppo`` (ProMP's, Rothfuss et al. 2019: ``ppo_epochs`` Adam steps of size ``meta_lr`` on the
@@ -204,6 +211,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)!r}")
         if not 0 < self.ppo_clip < 1:
             raise ConfigError(f"ppo_clip must be in (0, 1), got {self.ppo_clip!r}")
+        if self.inner_step_rule not in STEP_RULES:
+            raise ConfigError(f"inner_step_rule must be one of {', '.join(STEP_RULES)}, got {self.inner_step_rule!r}")
+        if not math.isfinite(self.inner_target_return):
+            raise ConfigError(f"inner_target_return must be a finite number, got {self.inner_target_return!r}")
+        if self.inner_target_return and self.inner_step_rule == "fixed":
+            raise ConfigError("inner_target_return applies only to inner_step_rule return-scaled")
         if self.meta_optimizer not in META_OPTIMIZERS:
             raise ConfigError(f"meta_optimizer must be one of {', '.join(META_OPTIMIZERS)}, got {self.meta_optimizer!r}")
         if not 0 < self.line_search_ratio < 1:

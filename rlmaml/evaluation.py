@@ -93,29 +93,41 @@ def _over_steps(values: Tensor, count: int) -> Tensor:
 class EvalSettings:
     """How to evaluate: K inner steps, M trajectories per task and step, the step-size schedule
     (``inner_lr`` defaults to each run's own) and how a step's size is applied (``step_rule``,
-    ``target_return``: see :func:`rlmaml.adaptation.adapt_step`), and the seed (default: the first
-    run's)."""
+    ``target_return``: see :func:`rlmaml.adaptation.adapt_step`; by default each run's own
+    ``inner_step_rule`` and ``inner_target_return``), and the seed (default: the first run's)."""
 
     num_steps: int = 3
     num_traj: int = 40
     inner_lr: float | None = None
     later_factor: float = 0.5
     seed: int | None = None
-    step_rule: str = "fixed"
-    target_return: float = 0.0
+    step_rule: str | None = None
+    target_return: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_steps < 0 or self.num_traj < 1:
             raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
-        if self.step_rule not in STEP_RULES:
+        if self.step_rule is not None and self.step_rule not in STEP_RULES:
             raise ConfigError(f"--step-rule must be one of {', '.join(STEP_RULES)}, got {self.step_rule!r}")
-        if not math.isfinite(self.target_return):
+        if self.target_return is not None and not math.isfinite(self.target_return):
             raise ConfigError(f"--target-return must be a finite number, got {self.target_return!r}")
-        if self.target_return and self.step_rule == "fixed":
+        if self.target_return is not None and self.step_rule == "fixed":
             raise ConfigError("--target-return applies only to --step-rule return-scaled")
         for flag, value in (("--inner-lr", self.inner_lr), ("--later-lr-factor", self.later_factor)):
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{flag} must be a positive finite number, got {value!r}")
+
+
+def step_rule_of(config: TrainConfig, settings: EvalSettings, path: Path) -> tuple[str, float]:
+    """The step rule and target return the run at ``path`` is evaluated with: ``settings``' where
+    given, else the run's own (``inner_step_rule``, ``inner_target_return``). A target given for a run
+    that takes fixed steps is a ``ConfigError`` (unless it is an oracle, which takes no steps)."""
+    step_rule = config.inner_step_rule if settings.step_rule is None else settings.step_rule
+    target_return = config.inner_target_return if settings.target_return is None else settings.target_return
+    if step_rule == "fixed" and settings.target_return is not None and config.method != "oracle":
+        raise ConfigError(f"--target-return applies only to return-scaled steps, and {path} takes fixed steps "
+                          "(its inner_step_rule); add --step-rule return-scaled")
+    return step_rule, target_return
 
 
 def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None = None) -> list[Task]:
@@ -140,14 +152,20 @@ def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None 
 
 def checkpoint_label(config: TrainConfig, which: str, iteration: int) -> str:
     """E.g. ``MAML (final, it. 300)``, ``MAML-LVC (final, it. 300)`` (``inner_objective="lvc"``),
+    ``MAML-LVC (return-scaled, final, it. 450)`` (trained with ``inner_step_rule="return-scaled"``),
     ``pretrained (best, it. 212)``, ``oracle (it. 100)``."""
     name = METHOD_LABELS.get(config.method, config.method)
     if config.method == "random":
         return name
-    if config.method == "maml" and config.inner_objective != "reinforce":
-        name = f"{name}-{config.inner_objective.upper()}"
-    kind = f"{which}, " if which in ("final", "best") else ""
-    return f"{name} ({kind}it. {iteration})"
+    details = []
+    if config.method == "maml":
+        if config.inner_objective != "reinforce":
+            name = f"{name}-{config.inner_objective.upper()}"
+        if config.inner_step_rule != "fixed":
+            details.append(config.inner_step_rule)
+    if which in ("final", "best"):
+        details.append(which)
+    return f"{name} ({', '.join(details + [f'it. {iteration}'])})"
 
 
 def existing_checkpoint(run: RunDir, which: str) -> Path:
@@ -189,23 +207,24 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     num_steps = 0 if config.method == "oracle" else settings.num_steps
     lrs = step_sizes(config.inner_lr if settings.inner_lr is None else settings.inner_lr, num_steps,
                      settings.later_factor)
+    step_rule, target_return = step_rule_of(config, settings, run.path)
     generator, seed_rng = evaluation_streams(seed)
     # a borrowed trainer stays open for the caller's next checkpoint; an own one is closed here
     with (nullcontext(trainer) if trainer is not None else Trainer(config, run)) as trainer:
         restore_policy(trainer.policy, state, path)
         returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs,
                                              config.gamma, config.gae_lambda, generator, seed_rng,
-                                             settings.step_rule, settings.target_return)
-    if lrs and settings.step_rule == "return-scaled" and bool((returns[0] >= settings.target_return).all()):
-        raise ConfigError(f"every task's return before adaptation is at or above --target-return "
-                          f"{settings.target_return:g} (lowest {float(returns[0].min()):.4g}), so return-scaled "
-                          "steps would not move the policy; give a target above the returns this family can reach")
+                                             step_rule, target_return)
+    if lrs and step_rule == "return-scaled" and bool((returns[0] >= target_return).all()):
+        raise ConfigError(f"every task's return before adaptation is at or above the target return "
+                          f"{target_return:g} (lowest {float(returns[0].min()):.4g}), so return-scaled "
+                          "steps would not move the policy; give a --target-return above the returns this family can reach")
     result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,
               "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
               "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,
               "summary": summarize(returns), "per_task": returns.T.tolist()}
-    if lrs and settings.step_rule != "fixed":
-        result.update(step_rule=settings.step_rule, target_return=settings.target_return)
+    if lrs and step_rule != "fixed":
+        result.update(step_rule=step_rule, target_return=target_return)
     if success is not None:
         result.update(success_summary=summarize(success), per_task_success=success.T.tolist())
     return result
@@ -255,6 +274,7 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
         wanted[run] = ["final"] if configs[run].method == "random" else list(checkpoints)
         for which in wanted[run]:
             existing_checkpoint(run, which)
+        step_rule_of(configs[run], settings, run.path)
     make_env(first.env_id, **first.env_kwargs).close()  # an env that cannot be made fails before the bar shows
     results = []
     with tqdm(total=sum(map(len, wanted.values())), desc="evaluating", unit="checkpoint",

@@ -43,15 +43,22 @@ class MetaLearner:
     """A policy with its inner steps; subclasses add the outer update (``step``)."""
 
     def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
-                 inner_objective: str = "reinforce"):
+                 inner_objective: str = "reinforce", step_rule: str = "fixed", target_return: float = 0.0):
         self.policy = policy
         self.inner_lrs = list(inner_lrs)
         self.first_order = first_order
         self.inner_objective = inner_objective
+        self.step_rule = step_rule
+        self.target_return = target_return
+
+    def adapt(self, params: Params, batches: Sequence[Batch], create_graph: bool) -> Params:
+        """``params`` after this learner's inner steps on ``batches`` (:func:`rlmaml.adaptation.adapt`)."""
+        return adapt(self.policy, params, batches, self.inner_lrs, create_graph, self.inner_objective,
+                     self.step_rule, self.target_return)
 
     def adapted(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> Params:
         """Per-task adapted parameters [N, ...] after the inner steps on ``meta_batch.train``."""
-        return adapt(self.policy, params, meta_batch.train, self.inner_lrs, create_graph, self.inner_objective)
+        return self.adapt(params, meta_batch.train, create_graph)
 
     def distribution(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> tuple[Tensor, Tensor]:
         """Adapted policy's mean [N, M*T, act] and log-std [N, 1, act] on the valid observations."""

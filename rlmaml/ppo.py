@@ -47,8 +47,9 @@ class MetaPPO(MetaLearner):
     """MAML with ProMP's outer update (see the module docstring) on ``policy``'s parameters."""
 
     def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
-                 settings: PPOSettings, inner_objective: str = "reinforce"):
-        super().__init__(policy, inner_lrs, first_order, inner_objective)
+                 settings: PPOSettings, inner_objective: str = "reinforce", step_rule: str = "fixed",
+                 target_return: float = 0.0):
+        super().__init__(policy, inner_lrs, first_order, inner_objective, step_rule, target_return)
         self.settings = settings
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
         self.inner_kl_weight = settings.inner_kl_penalty

@@ -38,15 +38,18 @@ def make_policy(config: TrainConfig, sampler: TaskSampler, init_seed: int) -> Ga
 def make_meta_learner(config: TrainConfig, policy: GaussianMLPPolicy) -> MetaLearner:
     """The outer update ``config.meta_optimizer`` names, for ``policy``."""
     if config.meta_optimizer == "ppo":
-        return MetaPPO(policy, config.inner_lrs, config.first_order, config.ppo, config.inner_objective)
-    return MetaTRPO(policy, config.inner_lrs, config.first_order, config.trpo, config.inner_objective)
+        return MetaPPO(policy, config.inner_lrs, config.first_order, config.ppo, config.inner_objective,
+                       config.inner_step_rule, config.inner_target_return)
+    return MetaTRPO(policy, config.inner_lrs, config.first_order, config.trpo, config.inner_objective,
+                    config.inner_step_rule, config.inner_target_return)
 
 
 def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: list[Task],
                       streams: RandomStreams) -> MetaBatch:
     """Inner-step batches and the post-adaptation batch, new trajectories after every step."""
     batches, _ = sample_adaptation_batches(sampler, policy, tasks, config.num_traj, config.inner_lrs, config.gamma,
-                                           config.gae_lambda, streams.policy_noise, streams.env_seeds)
+                                           config.gae_lambda, streams.policy_noise, streams.env_seeds,
+                                           config.inner_step_rule, config.inner_target_return)
     return MetaBatch(batches[:-1], batches[-1])
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from rlmaml.adaptation import adapt, masked_task_mean
+from rlmaml.adaptation import masked_task_mean
 from rlmaml.batch import Batch
 from rlmaml.config import TRPOSettings
 from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, mean_kl
@@ -69,8 +69,9 @@ class MetaTRPO(MetaLearner):
     """Second-order (or first-order) MAML with a TRPO outer step on ``policy``'s parameters."""
 
     def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
-                 settings: TRPOSettings, inner_objective: str = "reinforce"):
-        super().__init__(policy, inner_lrs, first_order, inner_objective)
+                 settings: TRPOSettings, inner_objective: str = "reinforce", step_rule: str = "fixed",
+                 target_return: float = 0.0):
+        super().__init__(policy, inner_lrs, first_order, inner_objective, step_rule, target_return)
         self.settings = settings
 
     def surrogate_and_kl(self, mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor],
@@ -178,7 +179,7 @@ class MetaTRPO(MetaLearner):
             train = meta_batch.train
             if subsampled and s.hvp_adaptation == "subsample":
                 train = [b.trajectories(slice(0, used)) for b in train]
-            curvature_params = adapt(self.policy, params, train, self.inner_lrs, create_graph, self.inner_objective)
+            curvature_params = self.adapt(params, train, create_graph)
         mean, log_std = self.policy.distribution(curvature_params, valid.flat("observations"))
         # KL to the current (detached) distribution: value and gradient are 0 here, Hessian is not
         _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), valid)

@@ -64,7 +64,7 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "--later-lr-factor must be a positive finite number, got nan" in _one_line_error(
         capsys, ["evaluate", str(tmp_path), "--later-lr-factor", "nan"])
     assert "--target-return applies only to --step-rule return-scaled" in _one_line_error(
-        capsys, ["evaluate", str(tmp_path), "--target-return", "5"])
+        capsys, ["evaluate", str(tmp_path), "--step-rule", "fixed", "--target-return", "5"])
     assert "--target-return must be a finite number, got nan" in _one_line_error(
         capsys, ["evaluate", str(tmp_path), "--step-rule", "return-scaled", "--target-return", "nan"])
 
@@ -155,8 +155,31 @@ def test_evaluate_with_return_scaled_steps(capsys, tmp_path):
     assert "step_rule" not in fixed and [t[0] for t in fixed["per_task"]] == [t[0] for t in scaled["per_task"]]
     assert [t[1:] for t in fixed["per_task"]] != [t[1:] for t in scaled["per_task"]]
     # a target below every return would leave every task where it is: refused, not a flat curve
-    assert "every task's return before adaptation is at or above --target-return -1e+09" in _one_line_error(
+    assert "every task's return before adaptation is at or above the target return -1e+09" in _one_line_error(
         capsys, ["evaluate", str(run), "--step-rule", "return-scaled", "--target-return", "-1000000000", "--no-progress"])
+    # the run steps fixed (its inner_step_rule): a target alone is refused before anything is evaluated
+    assert f"--target-return applies only to return-scaled steps, and {run} takes fixed steps" in _one_line_error(
+        capsys, ["evaluate", str(run), "--target-return", "5", "--out-dir", str(tmp_path / "never")])
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_run_trained_with_return_scaled_steps_is_evaluated_with_them_by_default(capsys, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--inner-step-rule", "return-scaled", "--inner-lr", "0.01", "--run-dir", str(run),
+                 "--no-evaluate"]) == 0
+    capsys.readouterr()
+
+    def evaluate(*flags: str) -> dict:
+        assert main(["evaluate", str(run), "--checkpoint", "final", "--num-traj", "3", "--num-steps", "2",
+                     "--no-progress", "--out-dir", str(tmp_path / "e"), *flags]) == 0
+        return json.loads((tmp_path / "e" / "evaluation.json").read_text())["results"][0]
+
+    own = evaluate()
+    assert "MAML (return-scaled, final, it. 2)" in capsys.readouterr().out
+    assert (own["step_rule"], own["target_return"], own["step_sizes"]) == ("return-scaled", 0.0, [0.01, 0.005])
+    assert own["per_task"] == evaluate("--step-rule", "return-scaled", "--target-return", "0")["per_task"]
+    fixed = evaluate("--step-rule", "fixed")
+    assert "step_rule" not in fixed and fixed["per_task"] != own["per_task"]
 
 
 def test_a_one_task_evaluation_prints_means_without_a_standard_error(capsys, tmp_path):

@@ -70,6 +70,9 @@ def test_toml_file(tmp_path):
     ({"inner_kl_penalty": -1e-3}, "inner_kl_penalty must be non-negative"),
     ({"inner_kl_target": 0.0}, "inner_kl_target must be positive"),
     ({"adaptive_inner_kl_penalty": 1}, "adaptive_inner_kl_penalty must be true or false"),
+    ({"inner_step_rule": "polyak"}, "inner_step_rule must be one of fixed, return-scaled"),
+    ({"inner_target_return": 5.0}, "inner_target_return applies only to inner_step_rule return-scaled"),
+    ({"inner_step_rule": "return-scaled", "inner_target_return": float("nan")}, "inner_target_return must be a finite"),
 ])
 def test_bad_values_raise_config_errors(values, message):
     with pytest.raises(ConfigError, match=message):

@@ -61,6 +61,21 @@ def test_inner_objective_reaches_the_meta_update(tmp_path):
     assert not torch.allclose(policies[0], policies[1])
 
 
+def test_inner_step_rule_reaches_sampling_and_the_meta_update(tmp_path):
+    """Same seed and step size, same first batches: the return-scaled rule changes the inner step,
+    so the post-adaptation batch (sampled with the adapted policy) has another return."""
+    records = []
+    for rule in ("fixed", "return-scaled"):
+        config = TrainConfig(**{**TINY, "num_iterations": 1, "inner_step_rule": rule, "inner_lr": 0.05})
+        trainer = Trainer.create(config, tmp_path / rule)
+        assert (trainer.meta.step_rule, trainer.meta.inner_lrs) == (rule, [0.05])
+        trainer.train(progress=False)
+        records.append(read_metrics(trainer.run.metrics)[0])
+        assert load_config(trainer.run.config).inner_step_rule == rule
+    assert records[0]["pre_return"] == records[1]["pre_return"]
+    assert records[0]["post_return"] != records[1]["post_return"]
+
+
 def test_resume_after_interruption_continues_with_identical_metrics(tmp_path):
     reference = Trainer.create(TrainConfig(**TINY), tmp_path / "reference")
     reference.train(progress=False)

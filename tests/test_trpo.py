@@ -1,9 +1,11 @@
 import math
 from dataclasses import replace
 
+import pytest
 import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from rlmaml.adaptation import adapt_step
 from rlmaml.optim import conjugate_gradient
 from rlmaml.config import TrainConfig
 from rlmaml.meta import MetaBatch
@@ -54,10 +56,18 @@ def _central_difference(gradient, theta, v, eps=1e-5):
     return (gradient(theta + eps * v) - gradient(theta - eps * v)) / (2 * eps)
 
 
-def test_hessian_vector_product_matches_finite_differences_of_kl_gradient():
+@pytest.mark.parametrize("step_rule, lr", [("fixed", 0.5), ("return-scaled", 0.01)])  # short: no ReLU kink crossed
+def test_hessian_vector_product_matches_finite_differences_of_kl_gradient(step_rule, lr):
     policy, meta_batch = _meta_batch()
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(cg_damping=0.0))
+    meta = MetaTRPO(policy, [lr], first_order=False, settings=_settings(cg_damping=0.0), step_rule=step_rule)
     params = policy.params()
+    # the learner adapts with its step rule (the HVP below then differentiates through that rule)
+    expected = adapt_step(policy, params, meta_batch.train[0], lr, create_graph=False, step_rule=step_rule)
+    adapted = meta.adapted(params, meta_batch, create_graph=False)
+    for name in expected:
+        torch.testing.assert_close(adapted[name], expected[name])
+    fixed = adapt_step(policy, params, meta_batch.train[0], lr, create_graph=False)
+    assert (step_rule == "fixed") == all(torch.equal(adapted[name], fixed[name]) for name in fixed)
     with torch.no_grad():
         old = meta.distribution(params, meta_batch, create_graph=False)
     hvp = _hvp(meta, params, meta_batch)

@@ -6,8 +6,8 @@ return an ideal policy (mean action straight at the goal) would score with that 
 
 For each ``RUN_DIR[:STEP_SIZES]`` the final checkpoint is adapted on the run's recorded test tasks
 exactly as ``rlmaml evaluate`` does (seed = the run's, its step rule, ``--num-traj`` trajectories per
-step), and the policy's std (mean over tasks, per action axis) is printed before and after each step. Then an ideal
-policy, whose mean action is the clipped straight move to the goal, is rolled out in the
+step), and the policy's std (mean over tasks, per action axis) is printed before and after each step.
+Then an ideal policy, whose mean action is the clipped straight move to the goal, is rolled out in the
 Navigation2D dynamics with Gaussian noise of each ``--stds`` value (in units of the [-1, 1] action
 box) on ``--num-goals`` uniformly drawn goals; its mean return is the best any policy with that much
 noise can expect.

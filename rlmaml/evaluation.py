@@ -217,8 +217,9 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
                                              step_rule, target_return)
     if lrs and step_rule == "return-scaled" and bool((returns[0] >= target_return).all()):
         raise ConfigError(f"every task's return before adaptation is at or above the target return "
-                          f"{target_return:g} (lowest {float(returns[0].min()):.4g}), so return-scaled "
-                          "steps would not move the policy; give a --target-return above the returns this family can reach")
+                          f"{target_return:g} (lowest {float(returns[0].min()):.4g}), so return-scaled steps "
+                          "would not move the policy; give a --target-return above the returns this family can "
+                          "reach")
     result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,
               "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
               "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,

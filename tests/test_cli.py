@@ -138,20 +138,23 @@ def test_evaluate_is_deterministic_for_a_seed(capsys, tmp_path):
     assert results[0] == results[1] and results[0] != results[2]
 
 
+def _evaluate_two_steps(run, out, *flags: str) -> dict:
+    """The first result of ``rlmaml evaluate RUN`` (final iterate, 2 steps, 3 trajectories) into ``out``."""
+    assert main(["evaluate", str(run), "--checkpoint", "final", "--num-traj", "3", "--num-steps", "2",
+                 "--no-progress", "--out-dir", str(out), *flags]) == 0
+    return json.loads((out / "evaluation.json").read_text())["results"][0]
+
+
 def test_evaluate_with_return_scaled_steps(capsys, tmp_path):
     run = tmp_path / "run"
     main(["train", *TINY, "--run-dir", str(run), "--no-evaluate"])
     capsys.readouterr()
 
-    def evaluate(*flags: str) -> dict:
-        assert main(["evaluate", str(run), "--checkpoint", "final", "--num-traj", "3", "--num-steps", "2",
-                     "--no-progress", "--out-dir", str(tmp_path / "e"), *flags]) == 0
-        return json.loads((tmp_path / "e" / "evaluation.json").read_text())["results"][0]
-
-    scaled = evaluate("--step-rule", "return-scaled", "--inner-lr", "0.01", "--target-return", "5")
+    scaled = _evaluate_two_steps(run, tmp_path / "e", "--step-rule", "return-scaled", "--inner-lr", "0.01",
+                                 "--target-return", "5")
     assert "0.01, 0.005 return-scaled to 5" in capsys.readouterr().out
     assert (scaled["step_rule"], scaled["target_return"], scaled["step_sizes"]) == ("return-scaled", 5.0, [0.01, 0.005])
-    fixed = evaluate("--inner-lr", "0.01")
+    fixed = _evaluate_two_steps(run, tmp_path / "e", "--inner-lr", "0.01")
     assert "step_rule" not in fixed and [t[0] for t in fixed["per_task"]] == [t[0] for t in scaled["per_task"]]
     assert [t[1:] for t in fixed["per_task"]] != [t[1:] for t in scaled["per_task"]]
     # a target below every return would leave every task where it is: refused, not a flat curve
@@ -169,16 +172,12 @@ def test_a_run_trained_with_return_scaled_steps_is_evaluated_with_them_by_defaul
                  "--no-evaluate"]) == 0
     capsys.readouterr()
 
-    def evaluate(*flags: str) -> dict:
-        assert main(["evaluate", str(run), "--checkpoint", "final", "--num-traj", "3", "--num-steps", "2",
-                     "--no-progress", "--out-dir", str(tmp_path / "e"), *flags]) == 0
-        return json.loads((tmp_path / "e" / "evaluation.json").read_text())["results"][0]
-
-    own = evaluate()
+    own = _evaluate_two_steps(run, tmp_path / "e")
     assert "MAML (return-scaled, final, it. 2)" in capsys.readouterr().out
     assert (own["step_rule"], own["target_return"], own["step_sizes"]) == ("return-scaled", 0.0, [0.01, 0.005])
-    assert own["per_task"] == evaluate("--step-rule", "return-scaled", "--target-return", "0")["per_task"]
-    fixed = evaluate("--step-rule", "fixed")
+    same = _evaluate_two_steps(run, tmp_path / "e", "--step-rule", "return-scaled", "--target-return", "0")
+    assert own["per_task"] == same["per_task"]
+    fixed = _evaluate_two_steps(run, tmp_path / "e", "--step-rule", "fixed")
     assert "step_rule" not in fixed and fixed["per_task"] != own["per_task"]
 
 

@@ -82,7 +82,7 @@ def sync_vector_rate(env_id: str, env_kwargs: dict, repeats: int) -> float:
 
 
 def meta_iteration_times(iterations: int) -> dict[str, float]:
-    config = resolve("cheetah-vel", {}, {"num_iterations": iterations})
+    config = resolve("cheetah-vel", overrides={"num_iterations": iterations})
     with tempfile.TemporaryDirectory() as folder:
         with Trainer.create(config, Path(folder) / "run") as trainer:
             trainer.train(progress=False)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 import rlmaml
-from rlmaml.commands import parse_set
 from rlmaml.config import ConfigError, resolve
+from rlmaml.flags import parse_set
 from rlmaml.memory import keep_freed_memory
 from rlmaml.trainer import Trainer
 
@@ -27,11 +27,11 @@ from rlmaml.trainer import Trainer
 def rollout_throughput(trainer: Trainer, repeats: int) -> float:
     """Env steps per second of one batched rollout (all tasks x trajectories, policy in the loop)."""
     config = trainer.config
-    tasks = trainer.sampler.sample_tasks(config.num_tasks, np.random.default_rng(0))
+    tasks = trainer.sampler.sample_tasks(config.task.num_tasks, np.random.default_rng(0))
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
-        batch = trainer.sampler.sample(trainer.policy, trainer.policy.params(), tasks, config.num_traj,
+        batch = trainer.sampler.sample(trainer.policy, trainer.policy.params(), tasks, config.task.num_traj,
                                        trainer.streams.policy_noise, trainer.streams.env_seeds)
         rates.append(float(batch.mask.sum()) / (time.perf_counter() - start))
     return statistics.median(rates)
@@ -48,7 +48,7 @@ def main() -> None:
     keep_freed_memory()  # as rlmaml train does
     try:
         overrides = dict(parse_set(item) for item in args.set)
-        config = resolve(args.preset, {}, {**overrides, "num_iterations": args.warmup + args.iterations})
+        config = resolve(args.preset, overrides={**overrides, "num_iterations": args.warmup + args.iterations})
     except ConfigError as error:
         parser.error(str(error))
     with tempfile.TemporaryDirectory() as folder, Trainer.create(config, Path(folder) / "run") as trainer:
@@ -62,9 +62,9 @@ def main() -> None:
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, rlmaml {rlmaml.__version__}")
-    print(f"preset {args.preset} {overrides or ''}: {config.num_tasks} tasks x {config.num_traj} traj x "
-          f"horizon {trainer.sampler.horizon}, {config.cg_iterations} CG iterations, "
-          f"hvp_traj_fraction {config.hvp_traj_fraction}")
+    print(f"preset {args.preset} {overrides or ''}: {config.task.num_tasks} tasks x {config.task.num_traj} traj x "
+          f"horizon {trainer.sampler.horizon}, {config.outer.trpo.cg_iterations} CG iterations, "
+          f"hvp_traj_fraction {config.outer.trpo.hvp_traj_fraction}")
     print(f"median seconds per meta-iteration over {len(timed)} (after {args.warmup} warm-up): "
           f"{median['time_total']:.3f}  (sampling + advantages {median['time_sampling']:.3f}, "
           f"TRPO meta-update {median['time_update']:.3f})")

@@ -68,6 +68,13 @@ def recorded_tasks(evaluation: dict[str, Any], path: Path) -> list[dict[str, Any
     return evaluation_tasks(run, evaluation["task_set"], evaluation["num_tasks"])
 
 
+def name_every_run(results: list[dict[str, Any]]) -> None:
+    """Append the run folder's name to every label that does not end with it already."""
+    for result in results:
+        suffix = f" [{Path(result['run']).name}]"
+        result["label"] += "" if result["label"].endswith(suffix) else suffix
+
+
 def combine(arguments: list[str], allow_missing_tasks: bool = False, name_runs: bool = False) -> dict[str, Any]:
     """One evaluation record (as ``rlmaml evaluate`` writes) of the selected results, the first minus
     each other paired over tasks, with each run folder's name in every label if ``name_runs``; raises
@@ -88,7 +95,10 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False, name_runs: 
         if tasks is not None and other is not None and other != tasks:
             raise CombineError(f"{path} and {first_path} were evaluated on different tasks")
     results = [result for _, _, chosen in picked for result in chosen]
-    name_runs_in_shared_labels(results, every_label=name_runs)  # two runs' "MAML (final, it. 500)", say
+    if name_runs:
+        name_every_run(results)
+    else:
+        name_runs_in_shared_labels(results)  # two runs' "MAML (final, it. 500)", say
     labels = [result["label"] for result in results]
     if len(set(labels)) < len(labels):
         raise CombineError(f"a label occurs twice ({', '.join(labels)}): take one result per label")

@@ -17,7 +17,7 @@ from pathlib import Path
 from rlmaml.config import load_config
 from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_tasks
 from rlmaml.runs import RunDir
-from rlmaml.trainer import Trainer
+from rlmaml.sampling import TaskSampler
 
 
 def checkpoints(run: RunDir) -> list[str]:
@@ -37,10 +37,10 @@ def main() -> None:
         run = RunDir(path)
         config = load_config(run.config)
         tasks = evaluation_tasks(run)
-        with Trainer(config, run) as trainer:
+        with TaskSampler.for_config(config) as sampler:
             for which in checkpoints(run):
                 result = evaluate_checkpoint(run, which, EvalSettings(num_steps=3, num_traj=args.num_traj), tasks,
-                                             config.seed, trainer)
+                                             config.seed, sampler)
                 cells = " | ".join(f"{row['mean']:.1f} ± {row['stderr']:.1f}" for row in result["summary"])
                 print(f"| {path.name} | {which} | {result['iteration']} | {cells} |", flush=True)
 

@@ -24,14 +24,21 @@ import argparse
 import csv
 import dataclasses
 import itertools
+import typing
 from pathlib import Path
 
 from rlmaml.commands import report_evaluation
-from rlmaml.config import STEP_RULES, ConfigError, load_config
-from rlmaml.evaluation import EvalSettings, evaluate_checkpoint, evaluation_record, evaluation_tasks, step_rule_of
+from rlmaml.config import ConfigError, StepRuleName, load_config
+from rlmaml.evaluation import (
+    EvalSettings,
+    evaluate_checkpoint,
+    evaluation_inner_update,
+    evaluation_record,
+    evaluation_tasks,
+)
 from rlmaml.paper import paper_curves
 from rlmaml.runs import RunDir
-from rlmaml.trainer import Trainer
+from rlmaml.sampling import TaskSampler
 
 
 def checkpoints_of(run: RunDir, wanted: str) -> list[str]:
@@ -63,7 +70,7 @@ def main() -> None:
     parser.add_argument("--paper", action="store_true",
                         help="add the MAML paper's published curves to the test table, JSON and figure (as "
                              "`rlmaml evaluate --paper`)")
-    parser.add_argument("--step-rule", choices=STEP_RULES,
+    parser.add_argument("--step-rule", choices=typing.get_args(StepRuleName),
                         help="how every run's steps are sized (as `rlmaml evaluate --step-rule`; default: each "
                              "run's own)")
     parser.add_argument("--target-return", type=float,
@@ -83,9 +90,9 @@ def main() -> None:
     paper = None
     try:  # before the sweep, which can take minutes
         for run in runs:
-            step_rule_of(load_config(run.config), validation_settings, run.path)
+            evaluation_inner_update(load_config(run.config), validation_settings, run.path)
         if args.paper:
-            paper = paper_curves(first_config.env_id, first_config.horizon, args.num_steps)
+            paper = paper_curves(first_config.task.env_id, first_config.task.horizon, args.num_steps)
     except ConfigError as error:
         parser.error(str(error))
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,10 +102,10 @@ def main() -> None:
         best = None
         config = load_config(run.config)
         names = ["final"] if config.method == "random" else checkpoints_of(run, args.checkpoints)  # untrained
-        with Trainer(config, run) as trainer:  # one sampler for all its evaluations
+        with TaskSampler.for_config(config) as sampler:  # one sampler for all its evaluations
             for which, first, factor in itertools.product(names, args.first, args.factors):
                 settings = dataclasses.replace(validation_settings, inner_lr=first, later_factor=factor)
-                result = evaluate_checkpoint(run, which, settings, validation, first_config.seed, trainer)
+                result = evaluate_checkpoint(run, which, settings, validation, first_config.seed, sampler)
                 means = [row["mean"] for row in result["summary"]]
                 score = (means[args.select_step], sum(means[args.select_step:]))  # ties: better later steps win
                 grid_rows.append({"run": str(run.path), "checkpoint": which, "iteration": result["iteration"],

@@ -4,7 +4,7 @@ Importing ``rlmaml`` registers them; ``gymnasium.make("rlmaml/Navigation2D-v0")`
 """
 
 from rlmaml.envs.navigation import Navigation2DBatchedEnv, Navigation2DEnv
-from rlmaml.plugins import register_families
+from rlmaml.registry import register_families
 
 FAMILIES = {
     "rlmaml/Navigation2D-v0": dict(

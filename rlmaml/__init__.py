@@ -27,10 +27,13 @@ def _map_source_envs() -> None:
 _map_source_envs()
 
 from rlmaml import envs as envs  # noqa: E402  (registers rlmaml/... ids with Gymnasium)
-from rlmaml.config import TrainConfig  # noqa: E402
+from rlmaml.api import Run, evaluate, load_run, make_config, register_family, resume, train  # noqa: E402
+from rlmaml.config import PRESETS, ConfigError, TrainConfig  # noqa: E402
+from rlmaml.errors import UserError  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["GaussianMLPPolicy", "TaskSampler", "TrainConfig", "__version__", "envs"]
+__all__ = ["PRESETS", "ConfigError", "GaussianMLPPolicy", "Run", "TaskSampler", "TrainConfig", "UserError",
+           "__version__", "envs", "evaluate", "load_run", "make_config", "register_family", "resume", "train"]
 
 _TORCH_CLASSES = {"GaussianMLPPolicy": "rlmaml.policy", "TaskSampler": "rlmaml.sampling"}
 

@@ -78,3 +78,9 @@ class Batch:
 
 
 FIELDS = ("observations", "actions", "rewards", "mask", "log_probs", "advantages", "success")
+
+
+def masked_task_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each task's valid entries: values and mask [N, ...] -> [N]."""
+    dims = tuple(range(1, values.dim()))
+    return (values * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)

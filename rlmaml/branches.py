@@ -6,30 +6,31 @@ came from in ``branch.json``; ``Trainer.resume`` then trains it like any interru
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, save_checkpoint
-from rlmaml.config import ConfigError, load_config, save_config
+from rlmaml.config import ConfigError, leaf_values, load_config
 from rlmaml.runs import RunDir, RunError, lock_run, make_output_dir, truncate_metrics, write_file, write_json
 
-BRANCH_FIXED = ("method", "env_id", "env_kwargs", "horizon", "hidden_sizes", "activation", "init_std", "seed",
-                "num_eval_tasks")
+BRANCH_FIXED = ("method", "seed", "task.env_id", "task.env_kwargs", "task.horizon", "task.num_eval_tasks",
+                "policy.hidden_sizes", "policy.activation", "policy.init_std")
 """Config fields a branch keeps from its source: they define the policy network, the task family and the
 held-out tasks, so changing them would not continue the same run."""
 
 
 def branch_run(source: Path, path: Path, changes: dict[str, Any]) -> tuple[int, dict[str, list[Any]]]:
     """Write a new run in ``path`` that continues the run in ``source`` from its last checkpoint with
-    ``changes`` to its config (none of ``BRANCH_FIXED``; ``num_iterations`` at least the checkpoint's
-    iteration). Returns that iteration and the changed fields as ``{field: [old, new]}``."""
+    ``changes`` to its config (keyed by dotted path or flat name; none of ``BRANCH_FIXED``;
+    ``num_iterations`` at least the checkpoint's iteration). Returns that iteration and the changed
+    fields as ``{dotted path: [old, new]}``."""
     origin = RunDir(source)
     origin.require("config", "checkpoint", "test_tasks", "metrics")
     old = load_config(origin.config)
-    new = old.replace(**changes)
-    changed = {name: [value, getattr(new, name)] for name, value in dataclasses.asdict(old).items()
-               if getattr(new, name) != value}
+    new = old.with_values(changes)
+    new_values = leaf_values(new)
+    changed = {path: [value, new_values[path]] for path, value in leaf_values(old).items()
+               if new_values[path] != value}
     fixed = [name for name in BRANCH_FIXED if name in changed]
     if fixed:
         raise ConfigError(f"a branch cannot change {', '.join(fixed)}: its policy network, task family and "
@@ -48,7 +49,7 @@ def branch_run(source: Path, path: Path, changes: dict[str, Any]) -> tuple[int, 
         _copy_history(origin, run, iteration)
         save_checkpoint(state, run.checkpoint)
         write_json({"source": str(source.resolve()), "iteration": iteration, "changed": changed}, run.branch)
-        save_config(new, run.config)  # last: a folder with config.json holds a resumable run
+        write_json(new.to_dict(), run.config)  # last: a folder with config.json holds a resumable run
     finally:
         if lock is not None:
             lock.close()

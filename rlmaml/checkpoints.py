@@ -9,7 +9,6 @@ import torch
 
 from rlmaml.runs import RunError, atomic_write
 
-
 RUN_STATE_KEYS = ("iteration", "policy", "rng", "best_return")
 """What a run's ``checkpoint.pt`` holds, all of which resuming (or branching) it needs."""
 

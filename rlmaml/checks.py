@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -16,8 +17,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-from rlmaml.tasks import (EnvMakeError, Task, TaskEnv, TaskProtocolError, checked_tasks, make_env, task_env,
-                          task_features)
+from rlmaml.tasks import (
+    EnvMakeError,
+    Task,
+    TaskEnv,
+    TaskProtocolError,
+    checked_tasks,
+    make_env,
+    task_env,
+    task_features,
+)
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 
@@ -154,7 +163,7 @@ def _trace(ctx: _Context, task: Task, steps: int) -> str:
     assert ctx.env is not None and ctx.family is not None
     ctx.family.set_task(task)
     obs, _ = ctx.env.reset(seed=ctx.seed)
-    space = ctx.env.action_space
+    space = typing.cast(gym.spaces.Box, ctx.env.action_space)
     rng = np.random.default_rng(ctx.seed)
     trace = [obs]
     for _ in range(steps):
@@ -188,18 +197,19 @@ def _check_batched(ctx: _Context) -> str:
     seeds = list(range(ctx.seed, ctx.seed + len(singles)))
     expected = []
     for i, (env, seed) in enumerate(zip(singles, seeds)):
-        env.unwrapped.set_task(tasks[i // copies])
+        task_env(env).set_task(tasks[i // copies])
         expected.append(env.reset(seed=seed)[0])
     if not np.allclose(batched.reset(seeds), np.stack(expected), atol=1e-5):
         raise CheckFailed("batched_env(...).reset gives other observations than the single envs")
     rng = np.random.default_rng(ctx.seed)
     alive = np.ones(len(singles), dtype=bool)
     for t in range(steps):
-        actions = rng.uniform(-1, 1, size=(len(singles), *ctx.env.action_space.shape)).astype(np.float32)
+        shape = typing.cast(gym.spaces.Box, ctx.env.action_space).shape
+        actions = rng.uniform(-1, 1, size=(len(singles), *shape)).astype(np.float32)
         obs, reward, terminated, _ = batched.step(actions)
-        for i in np.flatnonzero(alive):
+        for i in np.flatnonzero(alive).tolist():
             s_obs, s_reward, s_terminated, s_truncated, _ = singles[i].step(actions[i])
-            if not (np.allclose(obs[i], s_obs, atol=1e-5) and np.isclose(reward[i], s_reward, atol=1e-5)
+            if not (np.allclose(obs[i], s_obs, atol=1e-5) and np.isclose(reward[i], float(s_reward), atol=1e-5)
                     and bool(terminated[i]) == s_terminated):
                 raise CheckFailed(f"batched_env differs from the single env for sub-env {i} at step {t}")
             alive[i] = not (s_terminated or s_truncated)

@@ -5,46 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import typing
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
-from rlmaml.config import (DEFAULT_PRESET, FIELDS, HVP_ADAPTATIONS, INNER_OBJECTIVES, META_OPTIMIZERS, METHODS, PRESETS,
-                           STEP_RULES, TASK_SETS)
-
-
-def seed_arg(text: str) -> int:
-    """argparse type of every ``--seed``: a non-negative integer, as numpy's seeding requires."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expects a non-negative integer, got {text!r}")
-    return value
-
-
-# Command-line flags that map one-to-one onto TrainConfig fields: (flag, field, type).
-TRAIN_FLAGS: list[tuple[str, str, Callable[[str], Any]]] = [
-    ("--method", "method", str),
-    ("--env", "env_id", str),
-    ("--num-tasks", "num_tasks", int),
-    ("--num-traj", "num_traj", int),
-    ("--horizon", "horizon", int),
-    ("--num-iterations", "num_iterations", int),
-    ("--num-inner-steps", "num_inner_steps", int),
-    ("--inner-lr", "inner_lr", float),
-    ("--max-kl", "max_kl", float),
-    ("--hvp-traj-fraction", "hvp_traj_fraction", float),
-    ("--hvp-adaptation", "hvp_adaptation", str),
-    ("--hvp-task-fraction", "hvp_task_fraction", float),
-    ("--inner-objective", "inner_objective", str),
-    ("--inner-step-rule", "inner_step_rule", str),
-    ("--meta-optimizer", "meta_optimizer", str),
-    ("--seed", "seed", seed_arg),
-]
-FLAG_CHOICES: dict[str, tuple[str, ...]] = {"method": METHODS, "hvp_adaptation": HVP_ADAPTATIONS,
-                                            "inner_objective": INNER_OBJECTIVES, "meta_optimizer": META_OPTIMIZERS,
-                                            "inner_step_rule": STEP_RULES}
+from rlmaml.config import DEFAULT_PRESET, PRESETS, StepRuleName, TaskSet
+from rlmaml.flags import add_config_flags, seed_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,28 +19,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="meta-train a policy (MAML with a TRPO or PPO meta-update)",
                            description="Meta-train a policy. Settings come from a preset, then --config, "
-                                       "then flags. Without arguments: a short Navigation2D run.")
+                                       "then flags and --set. Without arguments: a short Navigation2D run. "
+                                       "Every config field has a flag, listed below by section.")
     train.add_argument("--preset", choices=sorted(PRESETS),
-                       help=f"starting settings (default {DEFAULT_PRESET}; see the README)")
-    train.add_argument("--config", type=Path, help="JSON or TOML file of config fields")
+                       help=f"starting settings (default {DEFAULT_PRESET}; see docs/configuration.md)")
+    train.add_argument("--config", type=Path, help="JSON or TOML file of config fields (sections as tables)")
     train.add_argument("--run-dir", type=Path, help="output folder (default runs/<preset>-<time>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--branch", type=Path, metavar="RUN_DIR",
                        help="start a new run (--run-dir) from RUN_DIR's last checkpoint, with its config changed "
                             "by the flags, --set and --config given (not its policy network, task family, seed "
                             "or held-out tasks); RUN_DIR is only read")
-    for flag, field, kind in TRAIN_FLAGS:
-        train.add_argument(flag, dest=field, type=kind, help=f"config field {field}",
-                           choices=FLAG_CHOICES.get(field))
-    train.add_argument("--hidden-sizes", help="hidden layer widths, e.g. 100,100")
-    train.add_argument("--first-order", action="store_true", help="first-order MAML meta-gradient")
-    train.add_argument("--tensorboard", action="store_true",
-                       help="also log metrics to RUN_DIR/tensorboard/ (needs rlmaml[tensorboard])")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                       help="set any config field (VALUE as JSON), e.g. --set cg_damping=1e-3; the fields "
-                            "(described in the README's Config fields): " + ", ".join(FIELDS))
+                       help="set any config field by its dotted path or flat name (VALUE as JSON), e.g. --set "
+                            "outer.trpo.cg_damping=1e-3; a field given twice with different values is an error")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--no-evaluate", action="store_true", help="skip the evaluation after training")
+    add_config_flags(train)
 
     evaluate = sub.add_parser("evaluate", help="return after 0..K inner steps on held-out tasks, for one or more runs",
                               description="Adapt each run's policy on the same held-out tasks (the first run's) and "
@@ -90,20 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--inner-lr", type=float, help="first step size (default: each run's inner_lr)")
     evaluate.add_argument("--later-lr-factor", type=float, default=0.5,
                           help="step size of later steps as a fraction of the first (default 0.5)")
-    evaluate.add_argument("--step-rule", choices=STEP_RULES,
-                          help="fixed: each step is the step size times the gradient (the paper's); "
-                               "return-scaled: a step of length step size x (--target-return minus the task's mean "
-                               "return in the step's trajectories) along the gradient, long for tasks far from the "
-                               "target and short near it (default: each run's own, its inner_step_rule)")
+    evaluate.add_argument("--step-rule", choices=typing.get_args(StepRuleName),
+                          help="how a step size makes a step (default: each run's own inner.step_rule; the "
+                               "choices are described under inner.step_rule in `rlmaml train --help`)")
     evaluate.add_argument("--target-return", type=float,
-                          help="the return a return-scaled step aims at (default: each run's inner_target_return, "
-                               "0 unless set: the best possible return of Navigation2D, whose rewards are minus "
-                               "distances)")
+                          help="the return a step rule that aims at a return aims at (default: each run's "
+                               "inner.target_return)")
     evaluate.add_argument("--checkpoint", default="final,best", metavar="{final,best,N}[,...]",
                           help="comma-separated checkpoints to evaluate (default final,best): the final iterate, the "
                                "one with the best post-adaptation training return, or iteration N (kept with "
                                "snapshot_every)")
-    evaluate.add_argument("--task-set", choices=TASK_SETS, default="test",
+    evaluate.add_argument("--task-set", choices=typing.get_args(TaskSet), default="test",
                           help="test: the first run's recorded held-out tasks (default); validation: as many other "
                                "tasks drawn from its seed, for choosing settings without touching the test tasks")
     evaluate.add_argument("--num-tasks", type=int, help="use only the first N tasks")

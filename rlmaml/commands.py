@@ -16,51 +16,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rlmaml.checks import FAIL, describe, run_checks
-from rlmaml.cli import TRAIN_FLAGS
-from rlmaml.config import (DEFAULT_PRESET, FIELDS, ConfigError, load_config, read_config_file, resolve,
-                           unknown_fields_message)
+from rlmaml.config import DEFAULT_PRESET, ConfigError, load_config, read_config_file, resolve
 from rlmaml.errors import UserError
+from rlmaml.flags import config_overrides
 from rlmaml.memory import keep_freed_memory
 from rlmaml.paper import paper_curves, paper_label
-from rlmaml.plugins import all_families
-from rlmaml.runs import (EVALUATION_FILES, RunDir, RunError, RunWriteError, keep_previous_evaluation, make_output_dir,
-                         output_dir, read_metrics, write_json)
+from rlmaml.plugins import load_plugins
+from rlmaml.registry import Family
+from rlmaml.runs import (
+    EVALUATION_FILES,
+    RunDir,
+    RunError,
+    RunWriteError,
+    keep_previous_evaluation,
+    make_output_dir,
+    output_dir,
+    read_metrics,
+    write_json,
+)
 from rlmaml.tasks import EnvKwargsError
 from rlmaml.training_summary import default_window, parse_window, summarize_training
 
 if TYPE_CHECKING:
     from rlmaml.evaluation import EvalSettings
-
-
-def parse_set(item: str) -> tuple[str, Any]:
-    """``FIELD=VALUE`` with VALUE read as JSON when it parses, else as a string."""
-    name, sep, raw = item.partition("=")
-    if not sep:
-        raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}")
-    if name not in FIELDS:
-        raise ConfigError(unknown_fields_message([name]))
-    try:
-        return name, json.loads(raw)
-    except json.JSONDecodeError:
-        return name, raw
-
-
-def _train_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    overrides = dict(parse_set(item) for item in args.set)
-    for _, field, _ in TRAIN_FLAGS:
-        value = getattr(args, field)
-        if value is not None:
-            overrides[field] = value
-    if args.hidden_sizes is not None:
-        try:
-            overrides["hidden_sizes"] = [int(h) for h in args.hidden_sizes.split(",")]
-        except ValueError:
-            raise ConfigError(f"--hidden-sizes expects integers like 100,100, got {args.hidden_sizes!r}") from None
-    if args.first_order:
-        overrides["first_order"] = True
-    if args.tensorboard:
-        overrides["tensorboard"] = True
-    return overrides
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -72,11 +50,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rlmaml.trainer import Trainer
     from rlmaml.workers import RolloutWorkerError
 
+    overrides = config_overrides(args)
     if args.resume is not None:
-        changed = set(_train_overrides(args)) - {"num_iterations"}
-        if args.config or args.preset or args.run_dir or args.branch or changed:
+        if args.config or args.preset or args.run_dir or args.branch or set(overrides) - {"num_iterations"}:
             raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
-        trainer = Trainer.resume(args.resume, args.num_iterations)
+        trainer = Trainer.resume(args.resume, overrides.get("num_iterations"))
         total = trainer.config.trained_iterations
         if trainer.iteration < total:
             print(f"Resuming {args.resume} at iteration {trainer.iteration} of {total}")
@@ -88,7 +66,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.preset:
             raise ConfigError("--branch starts from the source run's config; change fields with flags, --set "
                               "or --config, not --preset")
-        changes = {**(read_config_file(args.config) if args.config else {}), **_train_overrides(args)}
+        changes = {**(read_config_file(args.config) if args.config else {}), **overrides}
         run_dir = args.run_dir or args.branch.parent / f"{args.branch.name}-branch-{time.strftime('%Y%m%d-%H%M%S')}"
         iteration, changed = branch_run(args.branch, run_dir, changes)
         trainer = Trainer.resume(run_dir)
@@ -96,7 +74,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"training to {trainer.config.trained_iterations}")
     else:
         file_values = read_config_file(args.config) if args.config else {}
-        config = resolve(args.preset, file_values, _train_overrides(args))
+        config = resolve(args.preset, file_values, overrides)
         name = args.preset or DEFAULT_PRESET
         if config.method != "maml":
             name = f"{name}-{config.method}"
@@ -104,15 +82,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             trainer = Trainer.create(config, run_dir)
         except EnvKwargsError as error:
-            raise EnvKwargsError(f"{error} (env_kwargs come from the preset, then the config file, then --set; "
-                                 "`--set 'env_kwargs={}'` clears them)") from None
+            raise EnvKwargsError(f"{error} (task.env_kwargs come from the preset, then the config file, then "
+                                 "--env-kwargs or --set; `--env-kwargs '{}'` clears them)") from None
         if config.method == "random":
-            print(f"Random-initialisation baseline for {config.env_id}: nothing to train; run folder {run_dir}")
+            print(f"Random-initialisation baseline for {config.task.env_id}: nothing to train; run folder {run_dir}")
         else:
             what = "meta-training (MAML)" if config.method == "maml" else f"training the {config.method} baseline"
             steps = f", {len(config.inner_lrs)} inner step(s)" if config.method == "maml" else ""
-            print(f"{config.env_id}: {what}, {config.num_iterations} iterations, {config.num_tasks} tasks x "
-                  f"{config.num_traj} trajectories{steps}; run folder {run_dir}")
+            print(f"{config.task.env_id}: {what}, {config.num_iterations} iterations, {config.task.num_tasks} tasks "
+                  f"x {config.task.num_traj} trajectories{steps}; run folder {run_dir}")
     run = trainer.run
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill checkpoints like Ctrl-C
     with trainer:  # its rollout workers and the run folder's lock are released before evaluating
@@ -138,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"({trainer.config.method} trains without adaptation).")
     if not args.no_evaluate:
         try:
-            evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.num_traj),
+            evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.task.num_traj),
                                 run.path, progress=not args.no_progress, keep_previous=True)
         except KeyboardInterrupt:
             print(f"\nInterrupted during the closing evaluation; the trained run in {run.path} is complete. "
@@ -252,7 +230,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     paper = None
     if args.paper:
         config = load_config(runs[0].config)
-        paper = paper_curves(config.env_id, config.horizon, args.num_steps)
+        paper = paper_curves(config.task.env_id, config.task.horizon, args.num_steps)
     evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks, not args.no_progress,
                         paper, keep_previous=args.out_dir is None and len(runs) == 1)
     return 0
@@ -308,7 +286,10 @@ def _number(value: float | None, width: int, spec: str) -> str:
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
-    families, failures = all_families()
+    from rlmaml.envs import FAMILIES
+
+    plugin_families, failures = load_plugins()
+    families = [Family(env_id, spec["summary"], "rlmaml") for env_id, spec in FAMILIES.items()] + plugin_families
     width = max(len(family.env_id) for family in families) + 2
     for family in families:
         source = "" if family.source == "rlmaml" else f"  [plugin {family.source}]"

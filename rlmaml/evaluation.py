@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from contextlib import contextmanager, nullcontext
+import typing
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from rlmaml.adaptation import sample_adaptation_batches
+from rlmaml.adaptation import InnerUpdate, sample_adaptation_batches
 from rlmaml.checkpoints import load_checkpoint, restore_policy
-from rlmaml.config import METHOD_LABELS, STEP_RULES, TASK_SETS, ConfigError, TrainConfig, load_config
-from rlmaml.policy import GaussianMLPPolicy
+from rlmaml.config import (
+    METHOD_LABELS,
+    AdvantageConfig,
+    ConfigError,
+    InnerConfig,
+    StepRuleName,
+    TaskSet,
+    TrainConfig,
+    load_config,
+)
+from rlmaml.policy import GaussianMLPPolicy, make_policy
+from rlmaml.rollout import TaskEnvs
 from rlmaml.runs import RunDir, RunError, read_json
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng
 from rlmaml.tasks import Task, make_env
-from rlmaml.trainer import Trainer
 
 
 def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> list[float]:
@@ -30,22 +41,18 @@ def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> li
 
 
 def adaptation_curves(policy: GaussianMLPPolicy, sampler: TaskSampler, tasks: Sequence[Task], num_traj: int,
-                      lrs: Sequence[float], gamma: float, gae_lambda: float, generator: torch.Generator,
-                      seed_rng: np.random.Generator, step_rule: str = "fixed",
-                      target_return: float = 0.0) -> tuple[Tensor, Tensor | None]:
-    """Per-task mean return and success rate after each number of inner steps, each [len(lrs) + 1, N]
-    (success is ``None`` for envs that do not report it); ``step_rule`` as in
-    :func:`rlmaml.adaptation.adapt_step`.
+                      inner: InnerUpdate, advantages: AdvantageConfig, generator: torch.Generator,
+                      seed_rng: np.random.Generator) -> tuple[Tensor, Tensor | None]:
+    """Per-task mean return and success rate after each number of inner steps, each
+    [len(inner.lrs) + 1, N] (success is ``None`` for envs that do not report it).
 
     Row 0 is the trajectories used for the first adaptation; row k NEW trajectories of the k-times
     adapted policy.
     """
-    batches, _ = sample_adaptation_batches(sampler, policy, tasks, num_traj, lrs, gamma, gae_lambda, generator,
-                                           seed_rng, step_rule, target_return)
+    batches, _ = sample_adaptation_batches(sampler, policy, tasks, num_traj, inner, advantages, generator, seed_rng)
     returns = torch.stack([batch.episode_returns().mean(dim=1) for batch in batches])
-    if batches[0].success is None:
-        return returns, None
-    return returns, torch.stack([batch.success.mean(dim=1) for batch in batches])
+    success = [batch.success.mean(dim=1) for batch in batches if batch.success is not None]
+    return returns, torch.stack(success) if success else None
 
 
 def summarize(values: Tensor) -> list[dict[str, float]]:
@@ -92,42 +99,56 @@ def _over_steps(values: Tensor, count: int) -> Tensor:
 @dataclass(frozen=True)
 class EvalSettings:
     """How to evaluate: K inner steps, M trajectories per task and step, the step-size schedule
-    (``inner_lr`` defaults to each run's own) and how a step's size is applied (``step_rule``,
-    ``target_return``: see :func:`rlmaml.adaptation.adapt_step`; by default each run's own
-    ``inner_step_rule`` and ``inner_target_return``), and the seed (default: the first run's)."""
+    (``inner_lr`` defaults to each run's own), the step rule and its target return (by default each
+    run's own ``inner.step_rule`` and ``inner.target_return``), and the seed (default: the first run's)."""
 
     num_steps: int = 3
     num_traj: int = 40
     inner_lr: float | None = None
     later_factor: float = 0.5
     seed: int | None = None
-    step_rule: str | None = None
+    step_rule: StepRuleName | None = None
     target_return: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_steps < 0 or self.num_traj < 1:
             raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
-        if self.step_rule is not None and self.step_rule not in STEP_RULES:
-            raise ConfigError(f"--step-rule must be one of {', '.join(STEP_RULES)}, got {self.step_rule!r}")
+        if self.step_rule is not None and self.step_rule not in typing.get_args(StepRuleName):
+            raise ConfigError(f"--step-rule must be one of {', '.join(typing.get_args(StepRuleName))}, "
+                              f"got {self.step_rule!r}")
         if self.target_return is not None and not math.isfinite(self.target_return):
             raise ConfigError(f"--target-return must be a finite number, got {self.target_return!r}")
-        if self.target_return is not None and self.step_rule == "fixed":
-            raise ConfigError("--target-return applies only to --step-rule return-scaled")
+        if self.step_rule is not None and self.target_return is not None:
+            try:
+                InnerConfig(step_rule=self.step_rule, target_return=self.target_return)
+            except ConfigError as error:
+                raise ConfigError(f"--step-rule {self.step_rule} --target-return {self.target_return:g}: {error}"
+                                  ) from None
         for flag, value in (("--inner-lr", self.inner_lr), ("--later-lr-factor", self.later_factor)):
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{flag} must be a positive finite number, got {value!r}")
 
 
-def step_rule_of(config: TrainConfig, settings: EvalSettings, path: Path) -> tuple[str, float]:
-    """The step rule and target return the run at ``path`` is evaluated with: ``settings``' where
-    given, else the run's own (``inner_step_rule``, ``inner_target_return``). A target given for a run
-    that takes fixed steps is a ``ConfigError`` (unless it is an oracle, which takes no steps)."""
-    step_rule = config.inner_step_rule if settings.step_rule is None else settings.step_rule
-    target_return = config.inner_target_return if settings.target_return is None else settings.target_return
-    if step_rule == "fixed" and settings.target_return is not None and config.method != "oracle":
-        raise ConfigError(f"--target-return applies only to return-scaled steps, and {path} takes fixed steps "
-                          "(its inner_step_rule); add --step-rule return-scaled")
-    return step_rule, target_return
+def evaluation_inner_update(config: TrainConfig, settings: EvalSettings, path: Path) -> InnerUpdate:
+    """The inner update the run at ``path`` is evaluated with: the paper's test-time schedule of
+    ``settings.num_steps`` steps (none for an oracle, which is told the task), and the run's own
+    objective, step rule and target return unless ``settings`` gives others. A target return that the
+    step rule does not take is a ``ConfigError`` naming the run."""
+    if config.method == "oracle":
+        return InnerUpdate.from_config(config.inner, [])
+    lrs = step_sizes(config.inner.lr if settings.inner_lr is None else settings.inner_lr, settings.num_steps,
+                     settings.later_factor)
+    step_rule = config.inner.step_rule if settings.step_rule is None else settings.step_rule
+    target_return = settings.target_return
+    if target_return is None:  # the run's target goes with the run's rule; another rule takes its default
+        own_rule = step_rule == config.inner.step_rule
+        target_return = config.inner.target_return if own_rule else InnerConfig().target_return
+    try:
+        inner = dataclasses.replace(config.inner, step_rule=step_rule, target_return=target_return)
+    except ConfigError as error:
+        raise ConfigError(f"{path} (inner.step_rule {config.inner.step_rule}): {error}; "
+                          "give --step-rule with --target-return") from None
+    return InnerUpdate.from_config(inner, lrs)
 
 
 def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None = None) -> list[Task]:
@@ -145,24 +166,24 @@ def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None 
         return recorded[:count]
     if task_set == "validation":
         config = load_config(run.config)
-        sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, num_workers=0)  # tasks only
-        return sampler.sample_tasks(count, validation_task_rng(config.seed))
-    raise ConfigError(f"--task-set must be one of {', '.join(TASK_SETS)}, got {task_set!r}")
+        envs = TaskEnvs(config.task.env_id, config.task.horizon, config.task.env_kwargs)
+        return envs.sample_tasks(count, validation_task_rng(config.seed))
+    raise ConfigError(f"--task-set must be one of {', '.join(typing.get_args(TaskSet))}, got {task_set!r}")
 
 
 def checkpoint_label(config: TrainConfig, which: str, iteration: int) -> str:
     """E.g. ``MAML (final, it. 300)``, ``MAML-LVC (final, it. 300)`` (``inner_objective="lvc"``),
-    ``MAML-LVC (return-scaled, final, it. 450)`` (trained with ``inner_step_rule="return-scaled"``),
+    ``MAML-LVC (<rule>, final, it. 450)`` (trained with an ``inner.step_rule`` other than ``fixed``),
     ``pretrained (best, it. 212)``, ``oracle (it. 100)``."""
     name = METHOD_LABELS.get(config.method, config.method)
     if config.method == "random":
         return name
-    details = []
+    details: list[str] = []
     if config.method == "maml":
-        if config.inner_objective != "reinforce":
-            name = f"{name}-{config.inner_objective.upper()}"
-        if config.inner_step_rule != "fixed":
-            details.append(config.inner_step_rule)
+        if config.inner.objective != InnerConfig().objective:
+            name = f"{name}-{config.inner.objective.upper()}"
+        if config.inner.step_rule != InnerConfig().step_rule:
+            details.append(config.inner.step_rule)
     if which in ("final", "best"):
         details.append(which)
     return f"{name} ({', '.join(details + [f'it. {iteration}'])})"
@@ -183,15 +204,14 @@ def existing_checkpoint(run: RunDir, which: str) -> Path:
 
 
 def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: Sequence[Task], seed: int,
-                        trainer: Trainer | None = None) -> dict[str, Any]:
+                        sampler: TaskSampler | None = None) -> dict[str, Any]:
     """Adaptation curve of one checkpoint of a run on ``tasks`` (an oracle run: its return before
     adaptation only).
 
     Args:
         which: ``final``, ``best`` or an iteration number kept with ``snapshot_every``.
-        trainer: the run's :class:`Trainer` (its sampler and policy are reused; the checkpoint's
-            parameters are loaded into its policy). Without it one is built and its rollout
-            workers stopped afterwards; pass one to evaluate several checkpoints of a run.
+        sampler: the run's :class:`TaskSampler` (``TaskSampler.for_config``), to evaluate several
+            checkpoints with one; without it one is made and its rollout workers stopped afterwards.
 
     Returns:
         A JSON-ready dict: ``label``, ``method``, ``summary`` (mean and standard error of the return
@@ -202,43 +222,25 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
     config = load_config(run.config)
     path = existing_checkpoint(run, which)
     state = load_checkpoint(path)
-    # the oracle is told the task: its return without adaptation is the level to aim for, and
-    # fine-tuning a policy that reads the task from its input measures nothing
-    num_steps = 0 if config.method == "oracle" else settings.num_steps
-    lrs = step_sizes(config.inner_lr if settings.inner_lr is None else settings.inner_lr, num_steps,
-                     settings.later_factor)
-    step_rule, target_return = step_rule_of(config, settings, run.path)
+    inner = evaluation_inner_update(config, settings, run.path)
     generator, seed_rng = evaluation_streams(seed)
-    # a borrowed trainer stays open for the caller's next checkpoint; an own one is closed here
-    with (nullcontext(trainer) if trainer is not None else Trainer(config, run)) as trainer:
-        restore_policy(trainer.policy, state, path)
-        returns, success = adaptation_curves(trainer.policy, trainer.sampler, tasks, settings.num_traj, lrs,
-                                             config.gamma, config.gae_lambda, generator, seed_rng,
-                                             step_rule, target_return)
-    if lrs and step_rule == "return-scaled" and bool((returns[0] >= target_return).all()):
-        raise ConfigError(f"every task's return before adaptation is at or above the target return "
-                          f"{target_return:g} (lowest {float(returns[0].min()):.4g}), so return-scaled steps "
-                          "would not move the policy; give a --target-return above the returns this family can "
-                          "reach")
+    # a borrowed sampler stays open for the caller's next checkpoint; an own one is closed here
+    with (nullcontext(sampler) if sampler is not None else TaskSampler.for_config(config)) as sampler:
+        policy = make_policy(config.policy, sampler.obs_dim, sampler.act_dim)
+        restore_policy(policy, state, path)
+        returns, success = adaptation_curves(policy, sampler, tasks, settings.num_traj, inner, config.advantages,
+                                             generator, seed_rng)
+    if inner.lrs:
+        inner.step_rule.check_can_move(returns[0])
     result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,
-              "run": str(run.path), "env_id": config.env_id, "checkpoint": which, "iteration": state["iteration"],
-              "seed": seed, "num_traj": settings.num_traj, "step_sizes": lrs,
-              "summary": summarize(returns), "per_task": returns.T.tolist()}
-    if lrs and step_rule != "fixed":
-        result.update(step_rule=step_rule, target_return=target_return)
+              "run": str(run.path), "env_id": config.task.env_id, "checkpoint": which,
+              "iteration": state["iteration"], "seed": seed, "num_traj": settings.num_traj,
+              "step_sizes": list(inner.lrs), "summary": summarize(returns), "per_task": returns.T.tolist()}
+    if inner.lrs:
+        result.update(inner.step_rule.record())
     if success is not None:
         result.update(success_summary=summarize(success), per_task_success=success.T.tolist())
     return result
-
-
-@contextmanager
-def loaded_run(run: RunDir) -> Iterator[Trainer]:
-    """The run's :class:`Trainer` with its last checkpoint's parameters in ``trainer.policy``; its
-    rollout workers are stopped on exit."""
-    run.require("config", "checkpoint")
-    with Trainer(load_config(run.config), run) as trainer:
-        restore_policy(trainer.policy, load_checkpoint(run.checkpoint), run.checkpoint)
-        yield trainer
 
 
 def require_evaluable(runs: Sequence[RunDir]) -> None:
@@ -262,11 +264,12 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
     first = configs[runs[0]]
     for run in runs[1:]:
         other = configs[run]
-        if (other.env_id, other.env_kwargs) != (first.env_id, first.env_kwargs):
-            raise ConfigError(f"{run.path} trains {other.env_id} {other.env_kwargs or ''}, but {runs[0].path} "
-                              f"trains {first.env_id} {first.env_kwargs or ''}: compare runs of one task family")
-        if other.horizon != first.horizon:  # returns are sums over the horizon: not comparable
-            raise ConfigError(f"{run.path} has horizon {other.horizon}, but {runs[0].path} has {first.horizon}: "
+        mine, theirs = other.task, first.task
+        if (mine.env_id, mine.env_kwargs) != (theirs.env_id, theirs.env_kwargs):
+            raise ConfigError(f"{run.path} trains {mine.env_id} {mine.env_kwargs or ''}, but {runs[0].path} "
+                              f"trains {theirs.env_id} {theirs.env_kwargs or ''}: compare runs of one task family")
+        if mine.horizon != theirs.horizon:  # returns are sums over the horizon: not comparable
+            raise ConfigError(f"{run.path} has horizon {mine.horizon}, but {runs[0].path} has {theirs.horizon}: "
                               "compare runs with one horizon")
     tasks = evaluation_tasks(runs[0], task_set, num_tasks)
     seed = first.seed if settings.seed is None else settings.seed
@@ -275,16 +278,16 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
         wanted[run] = ["final"] if configs[run].method == "random" else list(checkpoints)
         for which in wanted[run]:
             existing_checkpoint(run, which)
-        step_rule_of(configs[run], settings, run.path)
-    make_env(first.env_id, **first.env_kwargs).close()  # an env that cannot be made fails before the bar shows
+        evaluation_inner_update(configs[run], settings, run.path)
+    make_env(first.task.env_id, **first.task.env_kwargs).close()  # an env that cannot be made fails before the bar shows
     results = []
     with tqdm(total=sum(map(len, wanted.values())), desc="evaluating", unit="checkpoint",
               disable=not progress) as bar:
         for run, whiches in wanted.items():
-            with Trainer(configs[run], run) as trainer:  # one sampler for all its checkpoints
+            with TaskSampler.for_config(configs[run]) as sampler:  # one sampler for all its checkpoints
                 for which in whiches:
                     bar.set_postfix_str(f"{run.path.name}: {which}")
-                    results.append(evaluate_checkpoint(run, which, settings, tasks, seed, trainer))
+                    results.append(evaluate_checkpoint(run, which, settings, tasks, seed, sampler))
                     bar.update()
     return evaluation_record(first, task_set, runs[0], tasks, settings.num_traj, seed, results)
 
@@ -297,7 +300,8 @@ def evaluation_record(config: TrainConfig, task_set: str, tasks_from: RunDir, ta
     gone) and, with more than one result, ``paired``: the first result minus each other, paired over
     tasks (:func:`paired_differences`)."""
     name_runs_in_shared_labels(results)
-    return with_paired_differences({"env_id": config.env_id, "env_kwargs": config.env_kwargs, "task_set": task_set,
+    return with_paired_differences({"env_id": config.task.env_id, "env_kwargs": config.task.env_kwargs,
+                                    "task_set": task_set,
                                     "tasks_from": str(tasks_from.path), "num_tasks": len(tasks), "num_traj": num_traj,
                                     "seed": seed, "results": results, "tasks": list(tasks)})
 
@@ -311,15 +315,9 @@ def with_paired_differences(record: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def name_runs_in_shared_labels(results: list[dict[str, Any]], every_label: bool = False) -> None:
+def name_runs_in_shared_labels(results: list[dict[str, Any]]) -> None:
     """Append the run folder's name to every label that more than one run's result carries (two
-    MAML runs, say), so that tables and legends tell them apart; with ``every_label`` to every label
-    that does not end with that name already (a combined file's)."""
-    if every_label:
-        for result in results:
-            suffix = f" [{Path(result['run']).name}]"
-            result["label"] += "" if result["label"].endswith(suffix) else suffix
-        return
+    MAML runs, say), so that tables and legends tell them apart."""
     runs_by_label: dict[str, set[str]] = {}
     for result in results:
         runs_by_label.setdefault(result["label"], set()).add(result["run"])

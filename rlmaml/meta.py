@@ -4,13 +4,13 @@ and the likelihood ratio and the KL between two distributions on a batch."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from rlmaml.adaptation import adapt, masked_task_mean
-from rlmaml.batch import Batch
+from rlmaml.adaptation import InnerUpdate, adapt
+from rlmaml.batch import Batch, masked_task_mean
 from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 
 
@@ -42,19 +42,14 @@ def mean_kl(old: tuple[Tensor, Tensor], mean: Tensor, log_std: Tensor, batch: Ba
 class MetaLearner:
     """A policy with its inner steps; subclasses add the outer update (``step``)."""
 
-    def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
-                 inner_objective: str = "reinforce", step_rule: str = "fixed", target_return: float = 0.0):
+    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool):
         self.policy = policy
-        self.inner_lrs = list(inner_lrs)
+        self.inner = inner
         self.first_order = first_order
-        self.inner_objective = inner_objective
-        self.step_rule = step_rule
-        self.target_return = target_return
 
-    def adapt(self, params: Params, batches: Sequence[Batch], create_graph: bool) -> Params:
+    def adapt(self, params: Params, batches: list[Batch], create_graph: bool) -> Params:
         """``params`` after this learner's inner steps on ``batches`` (:func:`rlmaml.adaptation.adapt`)."""
-        return adapt(self.policy, params, batches, self.inner_lrs, create_graph, self.inner_objective,
-                     self.step_rule, self.target_return)
+        return adapt(self.policy, params, batches, self.inner, create_graph)
 
     def adapted(self, params: Params, meta_batch: MetaBatch, create_graph: bool) -> Params:
         """Per-task adapted parameters [N, ...] after the inner steps on ``meta_batch.train``."""

@@ -20,18 +20,9 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-import gymnasium as gym
+from rlmaml.registry import Family, register_families
 
 PLUGIN_GROUP = "rlmaml.envs"
-
-
-@dataclass(frozen=True)
-class Family:
-    """One registered task family and where it comes from (``rlmaml`` or a plugin)."""
-
-    env_id: str
-    summary: str
-    source: str
 
 
 @dataclass(frozen=True)
@@ -40,18 +31,6 @@ class PluginFailure:
 
     name: str
     reason: str
-
-
-def register_families(families: dict[str, dict[str, Any]], source: str) -> list[Family]:
-    """Register ``{id: {entry_point, max_episode_steps, summary, kwargs, disable_env_checker}}`` with
-    Gymnasium (idempotent); only ``entry_point`` is required."""
-    registered = []
-    for env_id, spec in families.items():
-        if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=spec["entry_point"], max_episode_steps=spec.get("max_episode_steps"),
-                         kwargs=spec.get("kwargs", {}), disable_env_checker=spec.get("disable_env_checker", False))
-        registered.append(Family(env_id, spec.get("summary", ""), source))
-    return registered
 
 
 _loaded: tuple[list[Family], list[PluginFailure]] | None = None
@@ -81,12 +60,3 @@ def load_plugins() -> tuple[list[Family], list[PluginFailure]]:
                 failures.append(PluginFailure(entry_point.name, f"{type(error).__name__}: {error}"))
         _loaded = (families, failures)
     return _loaded
-
-
-def all_families() -> tuple[list[Family], list[PluginFailure]]:
-    """The built-in families followed by those of installed plugins."""
-    from rlmaml.envs import FAMILIES
-
-    builtin = [Family(env_id, spec["summary"], "rlmaml") for env_id, spec in FAMILIES.items()]
-    plugin_families, failures = load_plugins()
-    return builtin + plugin_families, failures

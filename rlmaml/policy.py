@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from rlmaml.config import PolicyConfig
+
 Params = dict[str, Tensor]
 ACTIVATIONS = {"relu": torch.relu, "tanh": torch.tanh}
 LOG_2PI = math.log(2.0 * math.pi)
@@ -65,6 +67,14 @@ class GaussianMLPPolicy(nn.Module):
         """Log-probability [N, B] of actions [N, B, act_dim] at observations [N, B, obs_dim]."""
         mean, log_std = self.distribution(params, obs)
         return gaussian_log_prob(mean, log_std, actions)
+
+
+def make_policy(config: PolicyConfig, obs_dim: int, act_dim: int, init_seed: int = 0) -> GaussianMLPPolicy:
+    """The policy ``config`` describes for these dimensions, initialised from ``init_seed`` (the
+    global random state is left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return GaussianMLPPolicy(obs_dim, act_dim, config.hidden_sizes, config.activation, config.init_std)
 
 
 def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from rlmaml.adaptation import masked_task_mean
-from rlmaml.batch import Batch
-from rlmaml.config import PPOSettings
+from rlmaml.adaptation import InnerUpdate
+from rlmaml.batch import Batch, masked_task_mean
+from rlmaml.config import PPOConfig
 from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, mean_kl
 from rlmaml.policy import GaussianMLPPolicy
 
@@ -46,10 +46,8 @@ def _copied(distribution: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
 class MetaPPO(MetaLearner):
     """MAML with ProMP's outer update (see the module docstring) on ``policy``'s parameters."""
 
-    def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
-                 settings: PPOSettings, inner_objective: str = "reinforce", step_rule: str = "fixed",
-                 target_return: float = 0.0):
-        super().__init__(policy, inner_lrs, first_order, inner_objective, step_rule, target_return)
+    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool, settings: PPOConfig):
+        super().__init__(policy, inner, first_order)
         self.settings = settings
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
         self.inner_kl_weight = settings.inner_kl_penalty

@@ -94,7 +94,7 @@ def _line_style(results: Sequence[dict[str, Any]], index: int) -> tuple[str, str
 
 def schedule_text(result: dict[str, Any]) -> str:
     """An evaluation result's step sizes as printed and drawn, e.g. ``0.1, 0.05``, or
-    ``0.01, 0.007 return-scaled`` (``return-scaled to 5`` for a target return other than 0)."""
+    ``0.01, 0.007 <rule>`` (``<rule> to 5`` for a target return other than 0) for a step rule other than the paper's."""
     text = ", ".join(f"{lr:g}" for lr in result["step_sizes"])
     if text and result.get("step_rule", "fixed") != "fixed":
         target = result.get("target_return", 0.0)
@@ -253,8 +253,9 @@ def plot_training(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: Path, 
         axes[1].plot(iteration, kl, color=color, alpha=0.15)
         axes[1].plot(iteration, moving_average(kl, smooth), color=color)
         axes[2].plot(iteration, moving_average(np.array([r["time_total"] for r in records]), smooth), color=color)
-        if lengths[index] is not None:
-            length_iteration, pre_length, post_length = lengths[index]
+        run_lengths = lengths[index]
+        if run_lengths is not None:
+            length_iteration, pre_length, post_length = run_lengths
             for values, style in _before_after(pre_length, post_length):
                 axes[3].plot(length_iteration, moving_average(values, smooth), color=color, linestyle=style)
     if any_adapts:

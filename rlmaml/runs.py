@@ -19,7 +19,7 @@ from rlmaml.errors import UserError
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 
 class RunError(UserError, ValueError):

@@ -18,9 +18,8 @@ Optionally it implements:
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence, runtime_checkable
-
 import json
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 import gymnasium as gym
 import numpy as np

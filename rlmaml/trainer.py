@@ -8,18 +8,25 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
-import torch
 from tqdm.auto import tqdm
 
-from rlmaml.adaptation import sample_adaptation_batches
+from rlmaml.adaptation import InnerUpdate, sample_adaptation_batches
 from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, restore_policy, save_checkpoint
-from rlmaml.config import TrainConfig, load_config, save_config
+from rlmaml.config import TrainConfig, load_config
 from rlmaml.errors import UserError
 from rlmaml.meta import MetaBatch, MetaLearner
-from rlmaml.policy import GaussianMLPPolicy
+from rlmaml.policy import GaussianMLPPolicy, make_policy
 from rlmaml.ppo import MetaPPO
-from rlmaml.runs import (RunDir, RunError, append_metrics, lock_run, make_output_dir, truncate_metrics, write_file,
-                         write_json)
+from rlmaml.runs import (
+    RunDir,
+    RunError,
+    append_metrics,
+    lock_run,
+    make_output_dir,
+    truncate_metrics,
+    write_file,
+    write_json,
+)
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
 from rlmaml.tasks import Task
@@ -27,29 +34,19 @@ from rlmaml.tensorboard import MetricsBoard, require_tensorboard
 from rlmaml.trpo import MetaTRPO
 
 
-def make_policy(config: TrainConfig, sampler: TaskSampler, init_seed: int) -> GaussianMLPPolicy:
-    """The policy network for a config, initialised from ``init_seed`` (global RNG untouched)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(init_seed)
-        return GaussianMLPPolicy(sampler.obs_dim, sampler.act_dim, config.hidden_sizes, config.activation,
-                                 config.init_std)
-
-
 def make_meta_learner(config: TrainConfig, policy: GaussianMLPPolicy) -> MetaLearner:
-    """The outer update ``config.meta_optimizer`` names, for ``policy``."""
-    if config.meta_optimizer == "ppo":
-        return MetaPPO(policy, config.inner_lrs, config.first_order, config.ppo, config.inner_objective,
-                       config.inner_step_rule, config.inner_target_return)
-    return MetaTRPO(policy, config.inner_lrs, config.first_order, config.trpo, config.inner_objective,
-                    config.inner_step_rule, config.inner_target_return)
+    """The outer update ``config.outer.optimizer`` names, for ``policy``, with the run's inner update."""
+    inner, outer = InnerUpdate.for_training(config), config.outer
+    if outer.optimizer == "ppo":
+        return MetaPPO(policy, inner, outer.first_order, outer.ppo)
+    return MetaTRPO(policy, inner, outer.first_order, outer.trpo)
 
 
-def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: list[Task],
+def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, meta: MetaLearner, tasks: list[Task],
                       streams: RandomStreams) -> MetaBatch:
     """Inner-step batches and the post-adaptation batch, new trajectories after every step."""
-    batches, _ = sample_adaptation_batches(sampler, policy, tasks, config.num_traj, config.inner_lrs, config.gamma,
-                                           config.gae_lambda, streams.policy_noise, streams.env_seeds,
-                                           config.inner_step_rule, config.inner_target_return)
+    batches, _ = sample_adaptation_batches(sampler, meta.policy, tasks, config.task.num_traj, meta.inner,
+                                           config.advantages, streams.policy_noise, streams.env_seeds)
     return MetaBatch(batches[:-1], batches[-1])
 
 
@@ -66,14 +63,14 @@ class Trainer:
     Both hold the folder's lock until :meth:`close`, so no second process trains the same run."""
 
     def __init__(self, config: TrainConfig, run: RunDir):
-        if config.tensorboard:
+        if config.run.tensorboard:
             require_tensorboard()  # before anything is written
         self.config = config
         self.run = run
-        self.sampler = TaskSampler(config.env_id, config.horizon, config.env_kwargs, oracle=config.method == "oracle",
-                                   num_workers=config.num_workers)
+        self.sampler = TaskSampler.for_config(config)
         self.streams = RandomStreams.from_seed(config.seed)
-        self.policy = make_policy(config, self.sampler, self.streams.policy_init_seed)
+        self.policy = make_policy(config.policy, self.sampler.obs_dim, self.sampler.act_dim,
+                                  self.streams.policy_init_seed)
         self.meta = make_meta_learner(config, self.policy)
         self.iteration = 0
         self.best_return = float("-inf")
@@ -104,11 +101,11 @@ class Trainer:
             trainer._lock = lock_run(run)
             if run.config.exists():  # checked under the lock: no two processes start one run
                 raise RunError(f"{path} already holds a run; resume it with --resume or choose another --run-dir")
-            test_tasks = trainer.sampler.sample_tasks(config.num_eval_tasks, trainer.streams.test_tasks)
+            test_tasks = trainer.sampler.sample_tasks(config.task.num_eval_tasks, trainer.streams.test_tasks)
             write_json({"seed": config.seed, "stream": "test_tasks", "tasks": test_tasks}, run.test_tasks)
             write_file(b"", run.metrics)
             trainer._save(trainer._state())
-            save_config(config, run.config)  # last: a folder with config.json holds a resumable run
+            write_json(config.to_dict(), run.config)  # last: a folder with config.json holds a resumable run
             on_error.pop_all()
         return trainer
 
@@ -127,7 +124,7 @@ class Trainer:
                 if num_iterations < state["iteration"]:
                     raise RunError(f"{path} has already trained {state['iteration']} iterations; "
                                    f"--num-iterations must be at least that")
-                config = config.replace(num_iterations=num_iterations)
+                config = config.with_values({"num_iterations": num_iterations})
             trainer = cls(config, run)
             on_error.callback(trainer.sampler.close)
             restore_policy(trainer.policy, state, run.checkpoint)
@@ -136,7 +133,7 @@ class Trainer:
             trainer.iteration = state["iteration"]
             trainer.best_return = state["best_return"]
             if num_iterations is not None:
-                save_config(config, run.config)
+                write_json(config.to_dict(), run.config)
             truncate_metrics(run.metrics, trainer.iteration)
             trainer._lock = lock
             on_error.pop_all()
@@ -151,7 +148,7 @@ class Trainer:
         save_checkpoint(state, self.run.checkpoint)
 
     def _diverged_message(self) -> str:
-        cause = (f"With MAML that usually means the inner step diverges: lower inner_lr (now {self.config.inner_lr:g}) "
+        cause = (f"With MAML that usually means the inner step diverges: lower inner.lr (now {self.config.inner.lr:g}) "
                  "in a new run. " if self.config.method == "maml" else "")
         return (f"the surrogate loss was not finite in the last {DIVERGED_AFTER} meta-iterations, so no update "
                 f"could be taken. {cause}Check too that the env's rewards and observations are finite.")
@@ -159,8 +156,8 @@ class Trainer:
     def train_iteration(self) -> dict[str, Any]:
         """Sample, update once, and return this iteration's metrics."""
         start = time.perf_counter()
-        tasks = self.sampler.sample_tasks(self.config.num_tasks, self.streams.train_tasks)
-        meta_batch = sample_meta_batch(self.config, self.sampler, self.policy, tasks, self.streams)
+        tasks = self.sampler.sample_tasks(self.config.task.num_tasks, self.streams.train_tasks)
+        meta_batch = sample_meta_batch(self.config, self.sampler, self.meta, tasks, self.streams)
         sampled = time.perf_counter()
         before_update = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
         stats = self.meta.step(meta_batch)
@@ -172,8 +169,8 @@ class Trainer:
             "post_return": float(after.episode_returns().mean()),
             "pre_length": float(before.episode_lengths().mean()),
             "post_length": float(after.episode_lengths().mean()),
-            **({} if after.success is None else {"pre_success": float(before.success.mean()),
-                                                 "post_success": float(after.success.mean())}),
+            **({} if before.success is None or after.success is None else {
+                "pre_success": float(before.success.mean()), "post_success": float(after.success.mean())}),
             **stats,
             "time_sampling": sampled - start,
             "time_update": done - sampled,
@@ -192,7 +189,7 @@ class Trainer:
         bar = tqdm(total=self.config.trained_iterations, initial=self.iteration, disable=not progress,
                    desc="meta-training" if self.config.method == "maml" else f"training ({self.config.method})",
                    unit="it")
-        board = MetricsBoard(self.run, self.iteration) if self.config.tensorboard else None
+        board = MetricsBoard(self.run, self.iteration) if self.config.run.tensorboard else None
         non_finite = 0
         try:
             while self.iteration < self.config.trained_iterations:
@@ -205,9 +202,9 @@ class Trainer:
                     board.log(record)
                 self.iteration += 1
                 last_state = self._state()
-                if self.iteration % self.config.checkpoint_every == 0:
+                if self.iteration % self.config.run.checkpoint_every == 0:
                     self._save(last_state)
-                if self.config.snapshot_every and self.iteration % self.config.snapshot_every == 0:
+                if self.config.run.snapshot_every and self.iteration % self.config.run.snapshot_every == 0:
                     snapshot = self.run.snapshot(self.iteration)
                     snapshot.parent.mkdir(exist_ok=True)
                     save_checkpoint({"iteration": self.iteration, "policy": last_state["policy"]}, snapshot)

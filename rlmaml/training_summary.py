@@ -74,10 +74,10 @@ def _recorded(value: float | None) -> bool:
 
 
 def _mean(values: list[float | None]) -> float | None:
-    present = [v for v in values if _recorded(v)]
+    present = [v for v in values if v is not None and _recorded(v)]
     return statistics.fmean(present) if present else None
 
 
 def _median(values: list[float | None]) -> float | None:
-    present = [v for v in values if _recorded(v)]
+    present = [v for v in values if v is not None and _recorded(v)]
     return statistics.median(present) if present else None

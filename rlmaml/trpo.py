@@ -3,7 +3,7 @@
 The surrogate and the KL constraint are measured on the post-adaptation ("valid") trajectories
 with the ADAPTED policy; the step direction comes from conjugate gradient with Hessian-vector
 products of that KL (exact through the inner adaptation, or on a subsample, or with the
-adaptation's Jacobian taken as the identity: ``TRPOSettings``), and the backtracking line search
+adaptation's Jacobian taken as the identity: ``TRPOConfig``), and the backtracking line search
 re-adapts for every candidate, restoring the parameters if no candidate is accepted.
 """
 
@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from rlmaml.adaptation import masked_task_mean
-from rlmaml.batch import Batch
-from rlmaml.config import TRPOSettings
+from rlmaml.adaptation import InnerUpdate
+from rlmaml.batch import Batch, masked_task_mean
+from rlmaml.config import TRPOConfig
 from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, mean_kl
 from rlmaml.optim import conjugate_gradient
 from rlmaml.policy import GaussianMLPPolicy, Params
@@ -47,10 +47,6 @@ class ProposedStep:
     predicted_improvement: float
     """gradient . step: the surrogate's decrease over the full step by its linear model."""
 
-    def scaled(self, factor: float) -> "ProposedStep":
-        """The same proposal with the step (and its predicted improvement) times ``factor``."""
-        return ProposedStep(factor * self.step, self.loss, self.old, factor * self.predicted_improvement)
-
 
 def _step_statistics(proposal: ProposedStep, full_step: tuple[float, float], accepted: tuple[float, float] | None,
                      line_search_steps: int, fraction: float) -> dict[str, float]:
@@ -68,10 +64,8 @@ def _step_statistics(proposal: ProposedStep, full_step: tuple[float, float], acc
 class MetaTRPO(MetaLearner):
     """Second-order (or first-order) MAML with a TRPO outer step on ``policy``'s parameters."""
 
-    def __init__(self, policy: GaussianMLPPolicy, inner_lrs: Sequence[float], first_order: bool,
-                 settings: TRPOSettings, inner_objective: str = "reinforce", step_rule: str = "fixed",
-                 target_return: float = 0.0):
-        super().__init__(policy, inner_lrs, first_order, inner_objective, step_rule, target_return)
+    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool, settings: TRPOConfig):
+        super().__init__(policy, inner, first_order)
         self.settings = settings
 
     def surrogate_and_kl(self, mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor],
@@ -167,7 +161,7 @@ class MetaTRPO(MetaLearner):
         num_tasks = max(1, round(s.hvp_task_fraction * meta_batch.valid.num_tasks))
         if num_tasks < meta_batch.valid.num_tasks:
             meta_batch = meta_batch.tasks(slice(0, num_tasks))
-            if self.inner_lrs:  # without inner steps the "adapted" parameters have no task axis
+            if self.inner.lrs:  # without inner steps the "adapted" parameters have no task axis
                 adapted = {name: value[:num_tasks] for name, value in adapted.items()}
         used = max(1, round(s.hvp_traj_fraction * meta_batch.valid.num_traj))
         subsampled = used < meta_batch.valid.num_traj

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from rlmaml.errors import UserError
 from rlmaml.policy import GaussianMLPPolicy, Params
+from rlmaml.rollout import TaskEnvs, roll_out
 from rlmaml.tasks import Task
 
 
@@ -35,9 +36,7 @@ class RolloutWorkerError(UserError, RuntimeError):
 def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], horizon: int, oracle: bool) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
-    from rlmaml.sampling import TaskSampler, roll_out
-
-    sampler = TaskSampler(env_id, horizon, env_kwargs, oracle=oracle, num_workers=0)
+    envs = TaskEnvs(env_id, horizon, env_kwargs, oracle)
     while True:
         message = conn.recv()
         if message is None:
@@ -45,7 +44,7 @@ def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], horizon: in
         policy, params, tasks, num_traj, noise, seeds = message
         try:
             with torch.no_grad():
-                result = roll_out(sampler._vector_env(tasks, num_traj), policy, params, noise, seeds, sampler.obs_dim)
+                result = roll_out(envs.vector_env(tasks, num_traj), policy, params, noise, seeds, envs.obs_dim)
             conn.send(("ok", result))
         except Exception:  # reported to the training process, which raises it
             conn.send(("error", traceback.format_exc()))
@@ -93,7 +92,7 @@ class RolloutWorkers:
 
     def roll_out(self, policy: GaussianMLPPolicy, params: Params, tasks: Sequence[Task], num_traj: int,
                  noise: Tensor, seeds: np.ndarray) -> dict[str, Any]:
-        """Like :func:`rlmaml.sampling.roll_out` for all tasks, split over the workers by task."""
+        """Like :func:`rlmaml.rollout.roll_out` for all tasks, split over the workers by task."""
         bounds = np.array_split(np.arange(len(tasks)), min(self.num_workers, len(tasks)))
         used = self._conns[:len(bounds)]
         params = {name: value.detach() for name, value in params.items()}

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import rlmaml  # noqa: F401  (registers the task families)
-from rlmaml.adaptation import adapt_step
+from rlmaml.adaptation import InnerUpdate, adapt_step
 from rlmaml.advantages import with_advantages
 from rlmaml.batch import Batch
+from rlmaml.config import InnerConfig, TrainConfig
 from rlmaml.policy import GaussianMLPPolicy, per_task_params
 from rlmaml.sampling import TaskSampler
 
@@ -34,6 +35,18 @@ def load_benchmark(name: str) -> ModuleType:
     finally:
         sys.path.remove(folder)
     return module
+
+
+def inner_update(lrs: list[float], objective: str = "reinforce", step_rule: str = "fixed",
+                 target_return: float = 0.0) -> InnerUpdate:
+    """The inner update of ``lrs`` with the named objective and step rule."""
+    inner = InnerConfig(objective=objective, step_rule=step_rule, target_return=target_return)  # type: ignore[arg-type]
+    return InnerUpdate.from_config(inner, lrs)
+
+
+def config_of(**values: object) -> TrainConfig:
+    """A config with the given fields (flat names or dotted paths given as keywords) changed from the defaults."""
+    return TrainConfig().with_values(values)
 
 
 def make_batch(num_tasks: int = 3, num_traj: int = 4, horizon: int = 12, seed: int = 0,
@@ -76,5 +89,6 @@ def behaviour_log_probs(policy: GaussianMLPPolicy, batches: list[Batch], lrs: li
     for batch, lr in zip(batches, lrs):
         task_params = per_task_params(params, batch.num_tasks)
         result.append(policy.log_prob(task_params, batch.flat("observations"), batch.flat("actions")).detach())
-        params = {name: p.detach() for name, p in adapt_step(policy, params, batch, lr, create_graph=False).items()}
+        adapted = adapt_step(policy, params, batch, inner_update([lr]), 0, create_graph=False)
+        params = {name: p.detach() for name, p in adapted.items()}
     return result

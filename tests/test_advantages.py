@@ -1,8 +1,7 @@
 import numpy as np
 import torch
 
-from rlmaml.advantages import (baseline_features, discounted_returns, fit_linear_baseline, gae,
-                               normalize_per_task)
+from rlmaml.advantages import baseline_features, discounted_returns, fit_linear_baseline, gae, normalize_per_task
 
 
 def _random_episodes(seed=0, shape=(3, 4, 10)):

@@ -14,8 +14,8 @@ from rlmaml import report
 from rlmaml.cli import main
 from rlmaml.config import ConfigError, from_dict
 from rlmaml.evaluation import checkpoint_label, evaluation_tasks, paired_differences, summarize
-from rlmaml.report import _line_style, adaptation_title, csv_rows, episode_lengths, plot_adaptation, plot_training
 from rlmaml.paper import paper_curves
+from rlmaml.report import _line_style, adaptation_title, csv_rows, episode_lengths, plot_adaptation, plot_training
 from rlmaml.runs import RunDir, read_metrics
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import RandomStreams
@@ -42,7 +42,7 @@ def test_baselines_train_without_inner_steps_and_random_not_at_all(runs):
     assert all(r["pre_return"] != r["post_return"] for r in maml)
     assert read_metrics(RunDir(runs["random"]).metrics) == []
     assert torch.load(runs["random"] / "checkpoint.pt")["iteration"] == 0
-    assert from_dict({"method": "pretrained", "num_inner_steps": 2}).inner_lrs == []
+    assert from_dict({"method": "pretrained", "num_inner_steps": 2}).inner_lrs == ()
 
 
 def test_oracle_policy_observes_the_task_parameter(runs):
@@ -160,10 +160,10 @@ def test_held_out_tasks_never_overlap_training_or_validation_tasks(runs):
     config = from_dict(json.loads(run.config.read_text()))
     test = [json.dumps(t) for t in evaluation_tasks(run)]
     validation = [json.dumps(t) for t in evaluation_tasks(run, "validation")]
-    sampler = TaskSampler(config.env_id)
+    sampler = TaskSampler(config.task.env_id)
     train_stream = RandomStreams.from_seed(config.seed).train_tasks
-    training = {json.dumps(t) for _ in range(200) for t in sampler.sample_tasks(config.num_tasks, train_stream)}
-    assert len(training) == 200 * config.num_tasks and len(set(test)) == len(test) == len(validation)
+    training = {json.dumps(t) for _ in range(200) for t in sampler.sample_tasks(config.task.num_tasks, train_stream)}
+    assert len(training) == 200 * config.task.num_tasks and len(set(test)) == len(test) == len(validation)
     assert not training & set(test) and not training & set(validation) and not set(test) & set(validation)
 
 

@@ -9,6 +9,8 @@ from rlmaml.config import ConfigError, TrainConfig, load_config
 from rlmaml.runs import RunDir, RunError, read_metrics
 from rlmaml.trainer import Trainer
 
+from conftest import config_of
+
 TINY = dict(num_tasks=3, num_traj=4, horizon=10, hidden_sizes=(8,), num_eval_tasks=5, seed=3, snapshot_every=1)
 TIMING = ("time_sampling", "time_update", "time_total")
 
@@ -35,8 +37,8 @@ def _files(run: RunDir) -> dict[str, bytes]:
 
 
 def test_a_branch_without_changes_continues_like_the_uninterrupted_run(tmp_path):
-    reference = _train(TrainConfig(**TINY, num_iterations=4), tmp_path / "reference")
-    source = _train(TrainConfig(**TINY, num_iterations=2), tmp_path / "source")
+    reference = _train(config_of(**TINY, num_iterations=4), tmp_path / "reference")
+    source = _train(config_of(**TINY, num_iterations=2), tmp_path / "source")
     branch = _train_branch(source.path, tmp_path / "branch", {"num_iterations": 4})
     assert _without_timing(read_metrics(branch.metrics)) == _without_timing(read_metrics(reference.metrics))
     assert branch.test_tasks.read_bytes() == reference.test_tasks.read_bytes()
@@ -46,15 +48,15 @@ def test_a_branch_without_changes_continues_like_the_uninterrupted_run(tmp_path)
 
 
 def test_a_branch_changes_its_settings_only_and_leaves_the_source_alone(tmp_path):
-    source = _train(TrainConfig(**TINY, num_iterations=3), tmp_path / "source")
+    source = _train(config_of(**TINY, num_iterations=3), tmp_path / "source")
     before = _files(source)
     same = _train_branch(source.path, tmp_path / "same", {"num_iterations": 4})
     wider = _train_branch(source.path, tmp_path / "wider", {"num_iterations": 4, "max_kl": 0.05})
     assert _files(source) == before
-    assert load_config(wider.config) == load_config(source.config).replace(num_iterations=4, max_kl=0.05)
+    assert load_config(wider.config) == load_config(source.config).with_values({"num_iterations": 4, "max_kl": 0.05})
     assert json.loads(wider.branch.read_text()) == {
         "source": str(source.path.resolve()), "iteration": 3,
-        "changed": {"num_iterations": [3, 4], "max_kl": [0.01, 0.05]}}
+        "changed": {"num_iterations": [3, 4], "outer.trpo.max_kl": [0.01, 0.05]}}
     kept, changed = read_metrics(same.metrics), read_metrics(wider.metrics)
     assert _without_timing(changed[:3]) == _without_timing(read_metrics(source.metrics))
     assert changed[3]["pre_return"] == kept[3]["pre_return"]  # same policy and random streams at the branch point
@@ -64,7 +66,7 @@ def test_a_branch_changes_its_settings_only_and_leaves_the_source_alone(tmp_path
 
 
 def test_a_branch_copies_history_up_to_the_checkpoint_only(tmp_path):
-    source = _train(TrainConfig(**TINY, num_iterations=2), tmp_path / "source")
+    source = _train(config_of(**TINY, num_iterations=2), tmp_path / "source")
     with source.metrics.open("a") as handle:  # as if killed between logging iteration 2 and its checkpoint
         handle.write(json.dumps({**read_metrics(source.metrics)[-1], "iteration": 2}) + "\n")
     branch_run(source.path, tmp_path / "branch", {"num_iterations": 3})
@@ -75,9 +77,9 @@ def test_a_branch_copies_history_up_to_the_checkpoint_only(tmp_path):
 
 
 def test_a_branch_refuses_what_would_not_continue_the_same_run(tmp_path):
-    source = _train(TrainConfig(**TINY, num_iterations=2), tmp_path / "source")
-    for changes, words in (({"hidden_sizes": [16]}, "cannot change hidden_sizes"), ({"seed": 4}, "cannot change seed"),
-                           ({"env_kwargs": {"action_mode": "clip"}}, "cannot change env_kwargs"),
+    source = _train(config_of(**TINY, num_iterations=2), tmp_path / "source")
+    for changes, words in (({"hidden_sizes": [16]}, "cannot change policy.hidden_sizes"), ({"seed": 4}, "cannot change seed"),
+                           ({"env_kwargs": {"action_mode": "clip"}}, "cannot change task.env_kwargs"),
                            ({"num_iterations": 1}, "already trained 2 iterations"),
                            ({"no_such_field": 1}, "no_such_field")):
         with pytest.raises(ConfigError, match=words):
@@ -97,7 +99,7 @@ def test_the_command_line_branches_a_run(capsys, tmp_path):
     assert main(["train", "--branch", str(source), "--run-dir", str(branch), "--num-iterations", "3",
                  "--max-kl", "0.02", "--no-progress", "--no-evaluate"]) == 0
     out = capsys.readouterr().out
-    assert f"Branched {source} at iteration 2 into {branch} (num_iterations 2 -> 3, max_kl 0.01 -> 0.02)" in out
+    assert f"Branched {source} at iteration 2 into {branch} (num_iterations 2 -> 3, outer.trpo.max_kl 0.01 -> 0.02)" in out
     assert [r["iteration"] for r in read_metrics(RunDir(branch).metrics)] == [0, 1, 2]
     for argv, words in ((["--branch", str(source), "--preset", "nav-paper"], "not --preset"),
                         (["--branch", str(source), "--resume", str(branch)], "--resume continues a run")):

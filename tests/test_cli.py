@@ -7,7 +7,7 @@ import pytest
 from rlmaml import commands, evaluation
 from rlmaml import trainer as trainer_module
 from rlmaml.cli import main
-from rlmaml.config import FIELDS, ConfigError
+from rlmaml.config import LEAVES, ConfigError
 from rlmaml.errors import UserError
 from rlmaml.runs import RunWriteError, read_metrics
 from rlmaml.tasks import EnvMakeError, TaskProtocolError
@@ -47,10 +47,17 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
     assert "only --num-iterations" in _one_line_error(capsys, ["train", "--resume", str(tmp_path), "--num-tasks", "3"])
     assert "rlmaml task protocol" in _one_line_error(capsys, ["train", "--env", "CartPole-v1"])
     assert "FIELD=VALUE" in _one_line_error(capsys, ["train", "--set", "nonsense"])
-    assert "'num_task' (did you mean 'num_tasks'?)" in _one_line_error(capsys, ["train", "--set", "num_task=3"])
+    assert "'num_task' in --set (did you mean 'num_tasks'?)" in _one_line_error(capsys, ["train", "--set", "num_task=3"])
+    assert "'inner.lrr' in --set (did you mean 'inner.lr'?)" in _one_line_error(
+        capsys, ["train", "--set", "inner.lrr=3"])
     (tmp_path / "typo.toml").write_text("inner_lrs = 0.1\nbogus = 1")
-    assert ("unknown config field(s): 'bogus', 'inner_lrs' (did you mean 'inner_lr'?)"
-            in _one_line_error(capsys, ["train", "--config", str(tmp_path / "typo.toml")]))
+    assert "unknown config field 'inner_lrs' in " in _one_line_error(
+        capsys, ["train", "--config", str(tmp_path / "typo.toml")])
+    (tmp_path / "nested.toml").write_text("[outer.trpo]\nmax_k = 0.1")
+    assert "'outer.trpo.max_k' in " in _one_line_error(capsys, ["train", "--config", str(tmp_path / "nested.toml")])
+    assert "task.num_tasks is given twice, as --num-tasks 3 and as --set task.num_tasks=4" in _one_line_error(
+        capsys, ["train", "--num-tasks", "3", "--set", "task.num_tasks=4"])
+    assert "inner.lr is given twice" in _one_line_error(capsys, ["train", "--set", "inner.lr=0.1", "--set", "inner_lr=0.2"])
     assert "does not take env_kwargs {'bogus': 1}" in _one_line_error(
         capsys, ["train", "--set", 'env_kwargs={"bogus": 1}', "--run-dir", str(tmp_path / "b")])
     assert not (tmp_path / "b").exists()
@@ -63,7 +70,7 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path):
         capsys, ["evaluate", str(tmp_path), "--inner-lr", "inf"])  # gave a table of nan
     assert "--later-lr-factor must be a positive finite number, got nan" in _one_line_error(
         capsys, ["evaluate", str(tmp_path), "--later-lr-factor", "nan"])
-    assert "--target-return applies only to --step-rule return-scaled" in _one_line_error(
+    assert "inner.target_return applies only to inner.step_rule return-scaled" in _one_line_error(
         capsys, ["evaluate", str(tmp_path), "--step-rule", "fixed", "--target-return", "5"])
     assert "--target-return must be a finite number, got nan" in _one_line_error(
         capsys, ["evaluate", str(tmp_path), "--step-rule", "return-scaled", "--target-return", "nan"])
@@ -161,7 +168,7 @@ def test_evaluate_with_return_scaled_steps(capsys, tmp_path):
     assert "every task's return before adaptation is at or above the target return -1e+09" in _one_line_error(
         capsys, ["evaluate", str(run), "--step-rule", "return-scaled", "--target-return", "-1000000000", "--no-progress"])
     # the run steps fixed (its inner_step_rule): a target alone is refused before anything is evaluated
-    assert f"--target-return applies only to return-scaled steps, and {run} takes fixed steps" in _one_line_error(
+    assert f"{run} (inner.step_rule fixed): inner.target_return applies only to" in _one_line_error(
         capsys, ["evaluate", str(run), "--target-return", "5", "--out-dir", str(tmp_path / "never")])
     assert not (tmp_path / "never").exists()
 
@@ -216,11 +223,27 @@ def test_help_lists_commands():
     assert exit_info.value.code == 0
 
 
-def test_train_help_names_every_config_field(capsys):
+def test_train_help_shows_every_config_field_by_section(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
-    words = set(capsys.readouterr().out.replace(",", " ").split())
-    assert set(FIELDS) <= words
+    out = capsys.readouterr().out
+    for title in ("config:", "config: task:", "config: inner:", "config: outer:", "config: outer.trpo:",
+                  "config: outer.ppo:", "config: run:"):
+        assert f"\n{title}\n" in out, title
+    words = set(out.replace("[", " ").replace(";", " ").split())
+    assert set(LEAVES) <= words
+    assert {leaf.flag for leaf in LEAVES.values()} <= words
+    options = out.split("\nconfig:", 1)[1]  # after the usage line
+    assert options.index("--inner-lr X") > options.index("config: inner:") > options.index("--hidden-sizes N,N")
+
+
+def test_flags_and_nested_set_reach_the_config(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--set", "outer.trpo.max_kl=0.02", "--inner-objective", "lvc", "--first-order",
+                 "--set", "inner.num_steps=2", "--no-evaluate", "--run-dir", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["outer"]["trpo"]["max_kl"] == 0.02 and config["outer"]["first_order"] is True
+    assert (config["inner"]["objective"], config["inner"]["num_steps"], config["task"]["num_tasks"]) == ("lvc", 2, 3)
 
 
 def _heavy_modules_loaded(argv: list[str]) -> str:
@@ -361,5 +384,5 @@ def test_training_whose_loss_stays_nan_stops_and_names_the_likely_cause(capsys, 
     err = _one_line_error(capsys, ["train", *TINY, "--inner-lr", "1e6", "--num-iterations", "50", "--run-dir",
                                    str(run)])  # the adapted policies overflow: the meta-loss is nan from the start
     assert "the surrogate loss was not finite in the last 5 meta-iterations" in err
-    assert "lower inner_lr (now 1e+06)" in err
+    assert "lower inner.lr (now 1e+06)" in err
     assert len(read_metrics(run / "metrics.jsonl")) == 4

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-import custom_family
 from rlmaml.checks import FAIL, run_checks
 from rlmaml.cli import main
 from rlmaml.envs import FAMILIES
@@ -19,6 +18,7 @@ from rlmaml.policy import GaussianMLPPolicy
 from rlmaml.sampling import TaskSampler
 from rlmaml.workers import RolloutWorkerError
 
+import custom_family
 from conftest import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "examples" / "point_velocity"
@@ -36,7 +36,7 @@ def test_cli_trains_and_evaluates_a_family_defined_only_in_the_tests(tmp_path, c
     per_task = np.array(result["per_task"])  # [tasks, steps]
     gain = per_task[:, 1] - per_task[:, 0]  # paired over held-out tasks
     assert gain.mean() > 2 * gain.std(ddof=1) / np.sqrt(len(gain)) and gain.mean() > 1.0
-    assert json.loads((run / "config.json").read_text())["env_id"] == CUSTOM
+    assert json.loads((run / "config.json").read_text())["task"]["env_id"] == CUSTOM
     assert "custom_family:custom/Target1D-v0: 10 test tasks" in capsys.readouterr().out
 
 

@@ -5,14 +5,13 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.branches import branch_run
-from rlmaml.config import TrainConfig
 from rlmaml.meta import MetaBatch
 from rlmaml.policy import gaussian_kl, gaussian_log_prob
 from rlmaml.ppo import MetaPPO, clipped_surrogate_loss
 from rlmaml.runs import read_metrics
 from rlmaml.trainer import Trainer
 
-from conftest import make_batch
+from conftest import config_of, inner_update, make_batch
 from test_trainer import TINY, _without_timing
 
 
@@ -23,7 +22,7 @@ def _meta_batch(seed=0, num_tasks=3):
 
 
 def _meta_ppo(policy, **changes):
-    return MetaPPO(policy, [0.5], first_order=False, settings=TrainConfig(**changes).ppo)
+    return MetaPPO(policy, inner_update([0.5]), first_order=False, settings=config_of(**changes).outer.ppo)
 
 
 def _reference_clipped_loss(mean, log_std, old, valid, clip):
@@ -165,10 +164,10 @@ def test_adam_state_saved_before_the_adaptive_penalty_still_loads():
 @pytest.mark.parametrize("method, changes", [("maml", {}), ("pretrained", {}),
                                              ("maml", {"adaptive_inner_kl_penalty": True, "inner_kl_target": 1e-9})])
 def test_ppo_training_resumes_with_identical_metrics_because_checkpoints_keep_adams_state(tmp_path, method, changes):
-    config = TrainConfig(**{**TINY, "meta_optimizer": "ppo", "method": method, **changes})
+    config = config_of(**{**TINY, "meta_optimizer": "ppo", "method": method, **changes})
     with Trainer.create(config, tmp_path / "reference") as reference:
         reference.train(progress=False)
-    with Trainer.create(config.replace(num_iterations=2), tmp_path / "resumed") as first_half:
+    with Trainer.create(config.with_values({"num_iterations": 2}), tmp_path / "resumed") as first_half:
         first_half.train(progress=False)
     with Trainer.resume(tmp_path / "resumed", num_iterations=4) as resumed:
         assert resumed.meta.optimizer.state_dict()["state"]  # Adam's moments came back
@@ -181,10 +180,10 @@ def test_ppo_training_resumes_with_identical_metrics_because_checkpoints_keep_ad
 
 
 def test_a_trpo_run_branches_into_ppo(tmp_path):
-    with Trainer.create(TrainConfig(**{**TINY, "num_iterations": 2}), tmp_path / "trpo") as source:
+    with Trainer.create(config_of(**{**TINY, "num_iterations": 2}), tmp_path / "trpo") as source:
         source.train(progress=False)
     iteration, changed = branch_run(tmp_path / "trpo", tmp_path / "ppo", {"meta_optimizer": "ppo", "num_iterations": 4})
-    assert iteration == 2 and changed["meta_optimizer"] == ["trpo", "ppo"]
+    assert iteration == 2 and changed["outer.optimizer"] == ["trpo", "ppo"]
     with Trainer.resume(tmp_path / "ppo") as branch:
         assert isinstance(branch.meta, MetaPPO) and not branch.meta.optimizer.state_dict()["state"]  # fresh Adam
         branch.train(progress=False)

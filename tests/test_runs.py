@@ -13,9 +13,21 @@ import torch
 from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
-from rlmaml.runs import (EVALUATION_FILES, PREVIOUS_EVALUATIONS, RunDir, RunError, RunWriteError, append_metrics,
-                         keep_previous_evaluation, lock_run, output_dir, read_metrics, truncate_metrics, write_file,
-                         write_json)
+from rlmaml.runs import (
+    EVALUATION_FILES,
+    PREVIOUS_EVALUATIONS,
+    RunDir,
+    RunError,
+    RunWriteError,
+    append_metrics,
+    keep_previous_evaluation,
+    lock_run,
+    output_dir,
+    read_metrics,
+    truncate_metrics,
+    write_file,
+    write_json,
+)
 
 
 def _records(count):

@@ -109,7 +109,7 @@ def test_a_return_scaled_sweep_applies_the_rule_to_every_adapted_run(sweep, tmp_
     assert json.loads((tmp_path / "evaluation.json").read_text())["results"][0]["per_task"] == results["maml"]["per_task"]
     refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--target-return", "3",
                               "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)
-    assert refused.returncode == 2 and "applies only to return-scaled steps" in refused.stderr
+    assert refused.returncode == 2 and "inner.target_return applies only to inner.step_rule return-scaled" in refused.stderr
     assert not (tmp_path / "no").exists()
     refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--num-steps", "1",
                               "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)

@@ -1,8 +1,10 @@
 import pytest
 
-from rlmaml.config import ConfigError, TrainConfig
+from rlmaml.config import ConfigError
 from rlmaml.runs import read_metrics
 from rlmaml.trainer import Trainer
+
+from conftest import config_of
 
 TINY = dict(num_tasks=3, num_traj=4, horizon=10, hidden_sizes=(8,), num_iterations=4, num_eval_tasks=5, seed=3,
             tensorboard=True)
@@ -18,7 +20,7 @@ def _scalars(run_dir, name):
 
 
 def test_crashed_run_resumes_without_stale_or_duplicated_points(tmp_path):
-    trainer = Trainer.create(TrainConfig(**{**TINY, "checkpoint_every": 2}), tmp_path / "run")
+    trainer = Trainer.create(config_of(**{**TINY, "checkpoint_every": 2}), tmp_path / "run")
     original, calls = trainer.train_iteration, []
 
     def crash_on_fourth_call():  # stands for SIGKILL: iteration 2 is logged but not checkpointed
@@ -45,7 +47,7 @@ def test_crashed_run_resumes_without_stale_or_duplicated_points(tmp_path):
 
 def test_tensorboard_flag_must_be_boolean():
     with pytest.raises(ConfigError, match="tensorboard must be true or false"):
-        TrainConfig(tensorboard="yes")
+        config_of(tensorboard="yes")
 
 
 def test_missing_package_is_a_one_line_error_before_anything_is_written(tmp_path, monkeypatch):
@@ -53,5 +55,5 @@ def test_missing_package_is_a_one_line_error_before_anything_is_written(tmp_path
 
     monkeypatch.setattr(rlmaml.tensorboard.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match=r"pip install 'rlmaml\[tensorboard\]'"):
-        Trainer.create(TrainConfig(**TINY), tmp_path / "run")
+        Trainer.create(config_of(**TINY), tmp_path / "run")
     assert not (tmp_path / "run").exists()

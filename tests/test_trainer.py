@@ -9,9 +9,11 @@ import pytest
 import torch
 
 from rlmaml.checkpoints import load_checkpoint
-from rlmaml.config import TrainConfig, load_config
+from rlmaml.config import load_config
 from rlmaml.runs import RunDir, RunError, read_metrics
 from rlmaml.trainer import Trainer
+
+from conftest import config_of
 
 TINY = dict(num_tasks=3, num_traj=4, horizon=10, hidden_sizes=(8,), num_iterations=4, num_eval_tasks=5, seed=3)
 TIMING = ("time_sampling", "time_update", "time_total")
@@ -22,10 +24,10 @@ def _without_timing(records):
 
 
 def test_run_folder_holds_config_tasks_metrics_and_checkpoints(tmp_path):
-    trainer = Trainer.create(TrainConfig(**TINY), tmp_path / "run")
+    trainer = Trainer.create(config_of(**TINY), tmp_path / "run")
     trainer.train(progress=False)
     run = RunDir(tmp_path / "run")
-    assert json.loads(run.config.read_text())["num_tasks"] == 3
+    assert json.loads(run.config.read_text())["task"]["num_tasks"] == 3
     tasks = json.loads(run.test_tasks.read_text())
     assert tasks["seed"] == 3 and len(tasks["tasks"]) == 5
     records = read_metrics(run.metrics)
@@ -39,7 +41,7 @@ def test_run_folder_holds_config_tasks_metrics_and_checkpoints(tmp_path):
 def test_same_seed_gives_same_metrics_and_other_seed_differs(tmp_path):
     runs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        trainer = Trainer.create(TrainConfig(**{**TINY, "seed": seed, "num_iterations": 2}), tmp_path / name)
+        trainer = Trainer.create(config_of(**{**TINY, "seed": seed, "num_iterations": 2}), tmp_path / name)
         trainer.train(progress=False)
         runs.append(_without_timing(read_metrics(trainer.run.metrics)))
     assert runs[0] == runs[1]
@@ -51,7 +53,7 @@ def test_inner_objective_reaches_the_meta_update(tmp_path):
     iteration's returns agree while the updated parameters differ."""
     policies, records = [], []
     for objective in ("reinforce", "lvc"):
-        trainer = Trainer.create(TrainConfig(**{**TINY, "num_iterations": 1, "inner_objective": objective}),
+        trainer = Trainer.create(config_of(**{**TINY, "num_iterations": 1, "inner_objective": objective}),
                                  tmp_path / objective)
         trainer.train(progress=False)
         policies.append(torch.nn.utils.parameters_to_vector(trainer.policy.parameters()).detach())
@@ -66,21 +68,21 @@ def test_inner_step_rule_reaches_sampling_and_the_meta_update(tmp_path):
     so the post-adaptation batch (sampled with the adapted policy) has another return."""
     records = []
     for rule in ("fixed", "return-scaled"):
-        config = TrainConfig(**{**TINY, "num_iterations": 1, "inner_step_rule": rule, "inner_lr": 0.05})
+        config = config_of(**{**TINY, "num_iterations": 1, "inner_step_rule": rule, "inner_lr": 0.05})
         trainer = Trainer.create(config, tmp_path / rule)
-        assert (trainer.meta.step_rule, trainer.meta.inner_lrs) == (rule, [0.05])
+        assert (trainer.meta.inner.step_rule.name, trainer.meta.inner.lrs) == (rule, (0.05,))
         trainer.train(progress=False)
         records.append(read_metrics(trainer.run.metrics)[0])
-        assert load_config(trainer.run.config).inner_step_rule == rule
+        assert load_config(trainer.run.config).inner.step_rule == rule
     assert records[0]["pre_return"] == records[1]["pre_return"]
     assert records[0]["post_return"] != records[1]["post_return"]
 
 
 def test_resume_after_interruption_continues_with_identical_metrics(tmp_path):
-    reference = Trainer.create(TrainConfig(**TINY), tmp_path / "reference")
+    reference = Trainer.create(config_of(**TINY), tmp_path / "reference")
     reference.train(progress=False)
 
-    interrupted = Trainer.create(TrainConfig(**TINY), tmp_path / "interrupted")
+    interrupted = Trainer.create(config_of(**TINY), tmp_path / "interrupted")
     original = interrupted.train_iteration
     calls = []
 
@@ -168,7 +170,7 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signu
 
 
 def test_leaving_a_trainer_block_stops_its_rollout_workers(tmp_path):
-    with Trainer(TrainConfig(**{**TINY, "num_workers": 2}), RunDir(tmp_path / "run")) as trainer:
+    with Trainer(config_of(**{**TINY, "num_workers": 2}), RunDir(tmp_path / "run")) as trainer:
         processes = list(trainer.sampler.workers._procs)
         assert len(processes) == 2 and all(process.is_alive() for process in processes)
     assert trainer.sampler.workers is None

@@ -6,17 +6,22 @@ import torch
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.adaptation import adapt_step
-from rlmaml.optim import conjugate_gradient
-from rlmaml.config import TrainConfig
+from rlmaml.config import TRPOConfig
 from rlmaml.meta import MetaBatch
-from rlmaml.trpo import MetaTRPO, TRPOSettings
+from rlmaml.optim import conjugate_gradient
+from rlmaml.trpo import MetaTRPO, ProposedStep
 
-from conftest import behaviour_log_probs, frozen_lvc_adapt, make_batch
+from conftest import behaviour_log_probs, config_of, frozen_lvc_adapt, inner_update, make_batch
 
 
-def _settings(**changes) -> TRPOSettings:
-    """TRPO settings with the library defaults except ``changes``."""
-    return TrainConfig(**changes).trpo
+def _settings(**changes) -> TRPOConfig:
+    """TRPO settings with the library defaults except ``changes`` (flat names)."""
+    return config_of(**changes).outer.trpo
+
+
+def scaled(proposal: ProposedStep, factor: float) -> ProposedStep:
+    """The same proposal with the step (and its predicted improvement) times ``factor``."""
+    return replace(proposal, step=factor * proposal.step, predicted_improvement=factor * proposal.predicted_improvement)
 
 
 def test_conjugate_gradient_solves_spd_system():
@@ -59,14 +64,14 @@ def _central_difference(gradient, theta, v, eps=1e-5):
 @pytest.mark.parametrize("step_rule, lr", [("fixed", 0.5), ("return-scaled", 0.01)])  # short: no ReLU kink crossed
 def test_hessian_vector_product_matches_finite_differences_of_kl_gradient(step_rule, lr):
     policy, meta_batch = _meta_batch()
-    meta = MetaTRPO(policy, [lr], first_order=False, settings=_settings(cg_damping=0.0), step_rule=step_rule)
+    meta = MetaTRPO(policy, inner_update([lr], step_rule=step_rule), first_order=False, settings=_settings(cg_damping=0.0))
     params = policy.params()
     # the learner adapts with its step rule (the HVP below then differentiates through that rule)
-    expected = adapt_step(policy, params, meta_batch.train[0], lr, create_graph=False, step_rule=step_rule)
+    expected = adapt_step(policy, params, meta_batch.train[0], meta.inner, 0, create_graph=False)
     adapted = meta.adapted(params, meta_batch, create_graph=False)
     for name in expected:
         torch.testing.assert_close(adapted[name], expected[name])
-    fixed = adapt_step(policy, params, meta_batch.train[0], lr, create_graph=False)
+    fixed = adapt_step(policy, params, meta_batch.train[0], inner_update([lr]), 0, create_graph=False)
     assert (step_rule == "fixed") == all(torch.equal(adapted[name], fixed[name]) for name in fixed)
     with torch.no_grad():
         old = meta.distribution(params, meta_batch, create_graph=False)
@@ -82,7 +87,7 @@ def test_hessian_vector_product_matches_finite_differences_of_kl_gradient(step_r
 
 def test_lvc_hessian_vector_product_matches_finite_differences_with_frozen_stop_gradients():
     policy, meta_batch = _meta_batch(seed=5)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(cg_damping=0.0), inner_objective="lvc")
+    meta = MetaTRPO(policy, inner_update([0.5], "lvc"), first_order=False, settings=_settings(cg_damping=0.0))
     params = policy.params()
     with torch.no_grad():
         old = meta.distribution(params, meta_batch, create_graph=False)
@@ -101,7 +106,7 @@ def test_lvc_hessian_vector_product_matches_finite_differences_with_frozen_stop_
     numeric = _central_difference(frozen_kl_gradient, theta, v)
     vector_to_parameters(theta, policy.parameters())
     torch.testing.assert_close(exact, numeric, rtol=1e-4, atol=1e-8)
-    meta.inner_objective = "reinforce"
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings(cg_damping=0.0))
     assert not torch.allclose(exact, _hvp(meta, params, meta_batch)(v), rtol=1e-3)
 
 
@@ -115,7 +120,7 @@ def _kl_and_loss(meta, policy, meta_batch, old):
 def test_trpo_step_improves_surrogate_within_max_kl():
     policy, meta_batch = _meta_batch(seed=2)
     settings = _settings(max_kl=0.01)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=settings)
     with torch.no_grad():
         old = meta.distribution(policy.params(), meta_batch, create_graph=False)
     loss_before, _ = _kl_and_loss(meta, policy, meta_batch, old)
@@ -129,7 +134,7 @@ def test_trpo_step_improves_surrogate_within_max_kl():
 
 def test_trpo_restores_parameters_when_no_step_is_acceptable():
     policy, meta_batch = _meta_batch(seed=3)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(max_kl=0.01, line_search_steps=4))
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings(max_kl=0.01, line_search_steps=4))
     exact = meta.surrogate_and_kl
     candidates = []
 
@@ -150,14 +155,14 @@ def test_trpo_restores_parameters_when_no_step_is_acceptable():
 
 def test_a_non_finite_step_is_rejected_without_trying_candidates():
     policy, meta_batch = _meta_batch(seed=3)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings())
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings())
     proposal = meta.proposed_step(meta_batch)
     before = parameters_to_vector(policy.parameters()).detach().clone()
     tried = []
     meta.loss_and_kl_at = lambda *args: tried.append(args)
     nan_step = proposal.step.clone()
     nan_step[0] = float("nan")
-    for bad in (replace(proposal, step=nan_step), replace(proposal, loss=float("nan")), proposal.scaled(float("inf"))):
+    for bad in (replace(proposal, step=nan_step), replace(proposal, loss=float("nan")), scaled(proposal, float("inf"))):
         stats = meta.line_search(meta_batch, bad)
         assert stats["step_accepted"] == 0.0 and stats["line_search_steps"] == 0 and stats["kl"] == 0.0
         assert stats["step_fraction"] == 0.0 and math.isnan(stats["full_step_kl"])
@@ -169,8 +174,8 @@ def _line_search_from_overlong_step(kl_rescale: bool, stretch: float = 1.3) -> t
     times max_kl). Returns the statistics and max_kl."""
     policy, meta_batch = _meta_batch(seed=2)
     settings = _settings(max_kl=1e-7, cg_damping=0.0, line_search_kl_rescale=kl_rescale)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
-    return meta.line_search(meta_batch, meta.proposed_step(meta_batch).scaled(stretch)), settings.max_kl
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=settings)
+    return meta.line_search(meta_batch, scaled(meta.proposed_step(meta_batch), stretch)), settings.max_kl
 
 
 def test_kl_rescaled_backtracking_accepts_a_step_near_the_kl_bound():
@@ -196,7 +201,7 @@ def test_kl_rescaling_leaves_steps_within_the_bound_alone():
 
 def test_kl_rescaling_falls_back_to_the_ratio_when_the_surrogate_got_worse():
     policy, meta_batch = _meta_batch(seed=2)
-    meta = MetaTRPO(policy, [0.5], first_order=False,
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False,
                     settings=_settings(max_kl=0.01, line_search_ratio=0.5, line_search_kl_rescale=True))
     assert meta._backtrack_factor(improved=False, kl=0.04) == 0.5
     assert abs(meta._backtrack_factor(improved=True, kl=0.04) - (0.9 * 0.01 / 0.04) ** 0.5) < 1e-12
@@ -205,7 +210,7 @@ def test_kl_rescaling_falls_back_to_the_ratio_when_the_surrogate_got_worse():
 
 def test_hvp_on_a_trajectory_subsample_is_the_hessian_of_that_subsample():
     policy, meta_batch = _meta_batch(seed=4, num_tasks=3)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(hvp_traj_fraction=0.5, cg_damping=0.0))
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings(hvp_traj_fraction=0.5, cg_damping=0.0))
     params = policy.params()
     v = torch.randn(parameters_to_vector(policy.parameters()).shape, dtype=torch.float64)
     sub = _hvp(meta, params, meta_batch)(v)
@@ -226,7 +231,7 @@ def test_proposed_step_reaches_max_kl_in_the_small_step_limit():
     theta = parameters_to_vector(policy.parameters()).detach().clone()
     errors = []
     for max_kl in (1e-8, 1e-10):
-        meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(max_kl=max_kl, cg_damping=0.0))
+        meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings(max_kl=max_kl, cg_damping=0.0))
         proposal = meta.proposed_step(meta_batch)
         _, kl = meta.loss_and_kl_at(theta - proposal.step, meta_batch, proposal.old)
         errors.append(abs(kl / max_kl - 1))
@@ -243,7 +248,7 @@ def _hvp_on_half(seed, adaptation):
     """
     policy, meta_batch = _meta_batch(seed=seed, num_tasks=3)
     settings = _settings(hvp_traj_fraction=0.5, hvp_adaptation=adaptation, cg_damping=0.0)
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=settings)
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=settings)
     theta = parameters_to_vector(policy.parameters()).detach()
     v = torch.randn(theta.shape, generator=torch.Generator().manual_seed(seed), dtype=theta.dtype)
     product = _hvp(meta, policy.params(), meta_batch)(v)
@@ -293,8 +298,8 @@ def test_step_statistics_report_the_full_step_against_its_models():
     and the parameters end at theta - step_fraction * step."""
     policy, meta_batch = _meta_batch(seed=3)
     theta = parameters_to_vector(policy.parameters()).detach().clone()
-    meta = MetaTRPO(policy, [0.5], first_order=False, settings=_settings(max_kl=1e-9, cg_damping=0.0))
-    proposal = meta.proposed_step(meta_batch).scaled(0.98)  # inside the bound whatever the cubic terms
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings(max_kl=1e-9, cg_damping=0.0))
+    proposal = scaled(meta.proposed_step(meta_batch), 0.98)  # inside the bound whatever the cubic terms
     stats = meta.line_search(meta_batch, proposal)
     assert stats["line_search_steps"] == 1 and stats["step_fraction"] == 1.0
     assert abs(stats["full_step_kl"] / (0.98**2 * 1e-9) - 1) < 1e-2
@@ -315,7 +320,7 @@ def test_hvp_on_a_task_subsample_is_the_hessian_of_those_tasks_and_halves_averag
         if not inner_lrs:  # pretrained: no inner-step batches
             meta_batch = MetaBatch([], meta_batch.valid)
         halves = meta_batch.tasks(slice(0, 2)), meta_batch.tasks(slice(2, 4))
-        meta = MetaTRPO(policy, inner_lrs, first_order=False,
+        meta = MetaTRPO(policy, inner_update(inner_lrs), first_order=False,
                         settings=_settings(hvp_adaptation=adaptation, hvp_task_fraction=0.5, cg_damping=0.0))
         on_half = _hvp(meta, policy.params(), meta_batch)(v)
         meta.settings = _settings(hvp_adaptation=adaptation, cg_damping=0.0)

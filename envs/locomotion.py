@@ -12,7 +12,7 @@ unbounded). Returns depend on the dynamics, so they are stated here:
   except for AntGoal, velocities, clipped external contact forces); terminates when the torso
   height leaves [0.2, 1.0] or the state is not finite; registered horizon 200.
 
-Tasks (see ../shared/REFERENCE.md section 1):
+Tasks (as in the MAML paper, Finn et al. 2017, and ProMP, Rothfuss et al. 2019):
 
 - HalfCheetahVel: ``{"velocity": v}``, v ~ U[0, 2]; reward -|v_x - v| - 0.05 ||a||^2.
 - HalfCheetahDir: ``{"direction": d}``, d = -1 or +1 with probability 1/2; reward d v_x - 0.05 ||a||^2.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from rlmaml.config import DEFAULT_PRESET, PRESETS, StepRuleName, TaskSet
-from rlmaml.flags import add_config_flags, seed_arg
+from rlmaml.flags import add_config_flags, json_object, seed_arg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run Gymnasium's env checker and the rlmaml task-protocol checks on an env "
                                        "and print a verdict per check. Exit status 1 if any check fails.")
     check.add_argument("env_id", metavar="ID", help="registered id or module:id, e.g. my_pkg.envs:my/Task-v0")
-    check.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments for gymnasium.make")
+    check.add_argument("--kwargs", type=json_object, default={}, help="JSON object of keyword arguments for gymnasium.make")
     check.add_argument("--seed", type=seed_arg, default=0, help="seed for tasks, resets and actions (default 0)")
     return parser
 

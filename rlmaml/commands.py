@@ -7,7 +7,6 @@ functions that need them, so ``envs``, ``check-env`` and ``plot`` do not wait se
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import signal
 import sys
@@ -299,18 +298,8 @@ def cmd_envs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"--kwargs must be a JSON object, e.g. '{{\"action_mode\": \"clip\"}}': {error}") from None
-    if not isinstance(value, dict):
-        raise ConfigError("--kwargs must be a JSON object")
-    return value
-
-
 def cmd_check_env(args: argparse.Namespace) -> int:
-    results = run_checks(args.env_id, _json_object(args.kwargs), args.seed)
+    results = run_checks(args.env_id, args.kwargs, args.seed)
     width = max(len(result.name) for result in results) + 2
     for result in results:
         print(f"{result.status.upper():5s} {result.name:{width}s}{result.detail}")

@@ -36,7 +36,7 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expects integers like 100,100, got {text!r}") from None
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
@@ -68,7 +68,7 @@ def _parser_type(leaf: Leaf) -> tuple[Callable[[str], Any] | None, tuple[str, ..
     if origin is tuple:
         return _int_list, None
     if origin is dict:
-        return _json_object, None
+        return json_object, None
     if hint is int:
         return int, None
     if hint is float:

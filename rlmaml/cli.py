@@ -75,6 +75,49 @@ def build_parser() -> argparse.ArgumentParser:
                                "evaluation.json")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    sweep = sub.add_parser("sweep", help="choose each run's test-time step sizes on validation tasks, then evaluate",
+                           description="For every run and checkpoint, evaluate each schedule 'first step A, later "
+                                       "steps A x F' of the grid on validation tasks (drawn from the first run's "
+                                       "seed), keep the one with the best return after --select-step steps, then "
+                                       "evaluate every run with its choice on the first run's test tasks. Writes "
+                                       "evaluation.json, .csv, .png (as rlmaml evaluate) and step_sizes.csv (the "
+                                       "validation grid).")
+    sweep.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR", help="run folders to choose step sizes for")
+    sweep.add_argument("--oracle", type=Path, metavar="RUN_DIR", help="an oracle run (final iterate, no adaptation)")
+    sweep.add_argument("--out-dir", type=Path, required=True, help="output folder")
+    sweep.add_argument("--checkpoints", default="final", metavar="{final,best,N}[,...]|all",
+                       help="checkpoints to choose from; all: the final iterate and every snapshot (default final)")
+    sweep.add_argument("--first", type=float, nargs="+", default=[0.05, 0.1, 0.2], metavar="A",
+                       help="first step sizes of the grid (default 0.05 0.1 0.2)")
+    sweep.add_argument("--factors", type=float, nargs="+", default=[1.0, 0.5, 0.3, 0.25, 0.2, 0.1], metavar="F",
+                       help="later steps' size as a fraction of the first (default 1 0.5 0.3 0.25 0.2 0.1)")
+    sweep.add_argument("--select-step", type=int, default=2,
+                       help="choose by the validation return after this many steps (default 2)")
+    sweep.add_argument("--num-steps", type=int, default=3, help="inner steps K (default 3)")
+    sweep.add_argument("--validation-traj", type=int, default=20,
+                       help="trajectories per task and step on the validation tasks (default 20)")
+    sweep.add_argument("--num-traj", type=int, default=40,
+                       help="trajectories per task and step on the test tasks (default 40)")
+    sweep.add_argument("--step-rule", choices=typing.get_args(StepRuleName),
+                       help="how every run's steps are sized (as rlmaml evaluate; default: each run's own)")
+    sweep.add_argument("--target-return", type=float,
+                       help="the target of a step rule that aims at a return (as rlmaml evaluate)")
+    sweep.add_argument("--paper", action="store_true", help="add the MAML paper's curves (as rlmaml evaluate)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    combine = sub.add_parser("combine", help="put results of separate evaluations on the same tasks into one table",
+                             description="Combine results of separate evaluations (the same family, tasks, "
+                                         "trajectories per step and seed) into one evaluation.json, .csv and .png, "
+                                         "the first result minus each other paired over tasks.")
+    combine.add_argument("evaluations", nargs="+", metavar="FILE[:LABEL]",
+                         help="evaluation.json files, each optionally with :LABEL to take one of its results")
+    combine.add_argument("--out-dir", type=Path, required=True, help="output folder")
+    combine.add_argument("--allow-missing-tasks", action="store_true",
+                         help="combine even when a run folder whose tasks an old evaluation used is gone")
+    combine.add_argument("--name-runs", action="store_true",
+                         help="append each result's run folder name to its label (default: only to labels that "
+                              "results of several runs share)")
+
     plot = sub.add_parser("plot", help="training curves of one or more runs as an image (PNG unless --output "
                                        "names another format)",
                           description="Pre- and post-adaptation return, KL of the meta-update, seconds per "

@@ -7,6 +7,7 @@ functions that need them, so ``envs``, ``check-env`` and ``plot`` do not wait se
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import signal
 import sys
@@ -31,6 +32,7 @@ from rlmaml.runs import (
     make_output_dir,
     output_dir,
     read_metrics,
+    write_file,
     write_json,
 )
 from rlmaml.tasks import EnvKwargsError
@@ -235,6 +237,51 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import csv
+
+    from rlmaml.evaluation import EvalSettings
+    from rlmaml.sweep import SweepGrid, check_sweep, sweep
+
+    settings = EvalSettings(args.num_steps, args.num_traj, step_rule=args.step_rule, target_return=args.target_return)
+    grid = SweepGrid(tuple(args.first), tuple(args.factors), args.checkpoints, args.select_step, args.validation_traj)
+    runs = _distinct_runs(args.run_dirs)
+    check_sweep(runs, settings, grid)  # before the sweep, which can take minutes
+    oracle = RunDir(args.oracle) if args.oracle is not None else None
+    if oracle is not None:
+        oracle.require("config", "test_tasks", "checkpoint")
+    paper = None
+    if args.paper:
+        config = load_config(runs[0].config)
+        paper = paper_curves(config.task.env_id, config.task.horizon, args.num_steps)
+    with output_dir(args.out_dir):
+        evaluation, grid_rows = sweep(runs, oracle, settings, grid, progress=not args.no_progress)
+    for path, choice in evaluation["selection"].items():
+        print(f"{path}: chose checkpoint {choice['checkpoint']}, first step {choice['first']:g}, "
+              f"later factor {choice['later_factor']:g} (on {len(grid_rows) // len(runs)} validation schedules)")
+    if paper is not None:
+        evaluation["paper"] = paper
+    csv_path = args.out_dir / "step_sizes.csv"
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(grid_rows[0]))
+    writer.writeheader()
+    writer.writerows(grid_rows)
+    write_file(text.getvalue().encode(), csv_path)
+    report_evaluation(evaluation, args.out_dir)
+    print(f"Wrote {args.out_dir}/evaluation.json, evaluation.csv, evaluation.png and step_sizes.csv")
+    return 0
+
+
+def cmd_combine(args: argparse.Namespace) -> int:
+    from rlmaml.combine import combine
+
+    record = combine(args.evaluations, args.allow_missing_tasks, args.name_runs)
+    make_output_dir(args.out_dir)
+    report_evaluation(record, args.out_dir)
+    print(f"Wrote {args.out_dir}/evaluation.json, evaluation.csv and evaluation.png")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from rlmaml.report import figure_format, plot_training
 
@@ -308,12 +355,13 @@ def cmd_check_env(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "envs": cmd_envs, "check-env": cmd_check_env}
+    "train": cmd_train, "evaluate": cmd_evaluate, "sweep": cmd_sweep, "combine": cmd_combine, "plot": cmd_plot,
+    "envs": cmd_envs, "check-env": cmd_check_env}
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the parsed subcommand; a user error is one line on stderr and exit status 2."""
-    if args.command in ("train", "evaluate"):
+    if args.command in ("train", "evaluate", "sweep"):
         keep_freed_memory()
     try:
         return COMMANDS[args.command](args)

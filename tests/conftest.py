@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -20,21 +17,7 @@ from rlmaml.policy import GaussianMLPPolicy, per_task_params
 from rlmaml.sampling import TaskSampler
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-"""The source checkout the tests run in (README, benchmarks/, examples/, results/)."""
-
-
-def load_benchmark(name: str) -> ModuleType:
-    """benchmarks/NAME.py, freshly imported as a module (with benchmarks/ on sys.path while it
-    imports, as when it runs as a script, so that it can import its siblings)."""
-    folder = str(REPO_ROOT / "benchmarks")
-    spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, folder)
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(folder)
-    return module
+"""The source checkout the tests run in (README, docs/, examples/, results/, tests/data/)."""
 
 
 def inner_update(lrs: list[float], objective: str = "reinforce", step_rule: str = "fixed",

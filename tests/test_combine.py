@@ -1,4 +1,4 @@
-"""benchmarks/combine_evaluations.py: separate evaluations on the same tasks, combined, are one evaluation."""
+"""rlmaml combine: separate evaluations on the same tasks, combined, are one evaluation."""
 
 import json
 import shutil
@@ -9,17 +9,12 @@ from pathlib import Path
 import pytest
 
 from rlmaml.cli import main
+from rlmaml.combine import CombineError, combine
 
-from conftest import REPO_ROOT, load_benchmark
-
-SCRIPT = REPO_ROOT / "benchmarks" / "combine_evaluations.py"
+SCRIPT = ["-m", "rlmaml", "combine"]
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
         "--set", "num_eval_tasks=4", "--no-progress", "--no-evaluate"]
 EVAL = ["--num-steps", "2", "--num-traj", "3", "--checkpoint", "final", "--no-progress"]
-
-
-def load_script():
-    return load_benchmark("combine_evaluations")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +42,7 @@ def test_combined_separate_evaluations_equal_one_joint_evaluation(evaluations, t
     runs, files, joint = evaluations
     assert joint["tasks"] == json.loads((runs["maml"] / "test_tasks.json").read_text())["tasks"]  # all 4 recorded
     out = tmp_path / "combined"
-    done = subprocess.run([sys.executable, str(SCRIPT), str(files["maml"]), str(files["oracle"]), str(files["random"]),
+    done = subprocess.run([sys.executable, *SCRIPT, str(files["maml"]), str(files["oracle"]), str(files["random"]),
                            "--out-dir", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     combined = json.loads((out / "evaluation.json").read_text())
@@ -64,7 +59,7 @@ def test_a_label_takes_one_result_from_a_file(evaluations, tmp_path):
     joint_file = tmp_path / "joint.json"
     joint_file.write_text(json.dumps(joint))
     oracle_label = next(r["label"] for r in joint["results"] if r["method"] == "oracle")
-    record = load_script().combine([f"{files['random']}", f"{joint_file}:{oracle_label}"])
+    record = combine([f"{files['random']}", f"{joint_file}:{oracle_label}"])
     assert [r["method"] for r in record["results"]] == ["random", "oracle"]
     assert record["paired"]["reference"] == "random init"
 
@@ -74,43 +69,42 @@ def test_results_of_two_runs_under_one_label_are_told_apart_by_their_run(evaluat
     other = json.loads(files["maml"].read_text())
     other["results"][0]["run"] = str(tmp_path / "maml-other")  # the same label from another MAML run
     (tmp_path / "other.json").write_text(json.dumps(other))
-    record = load_script().combine([str(files["maml"]), str(tmp_path / "other.json")])
+    record = combine([str(files["maml"]), str(tmp_path / "other.json")])
     label = json.loads(files["maml"].read_text())["results"][0]["label"]
     assert [r["label"] for r in record["results"]] == [f"{label} [maml]", f"{label} [maml-other]"]
     assert record["paired"]["reference"] == f"{label} [maml]"
-    record = load_script().combine([str(files["maml"]), str(files["random"])], name_runs=True)
+    record = combine([str(files["maml"]), str(files["random"])], name_runs=True)
     runs = [Path(r["run"]).name for r in record["results"]]
     labels = [json.loads(files[m].read_text())["results"][0]["label"] for m in ("maml", "random")]
     assert [r["label"] for r in record["results"]] == [f"{labels[0]} [{runs[0]}]", f"{labels[1]} [{runs[1]}]"]
     (tmp_path / "named.json").write_text(json.dumps(record))  # named again: no second name
-    again = load_script().combine([str(tmp_path / "named.json")], name_runs=True)
+    again = combine([str(tmp_path / "named.json")], name_runs=True)
     assert [r["label"] for r in again["results"]] == [r["label"] for r in record["results"]]
 
 
 def test_refuses_what_does_not_pair(evaluations, tmp_path):
     runs, files, _ = evaluations
-    script = load_script()
-    with pytest.raises(script.CombineError, match="seed"):  # other tasks: another seed's run
-        script.combine([str(files["maml"]), str(files["maml-seed1"])])
-    with pytest.raises(script.CombineError, match="no result labelled 'nope'"):
-        script.combine([str(files["maml"]), f"{files['oracle']}:nope"])
-    with pytest.raises(script.CombineError, match="twice"):
-        script.combine([str(files["maml"]), str(files["maml"])])
+    with pytest.raises(CombineError, match="seed"):  # other tasks: another seed's run
+        combine([str(files["maml"]), str(files["maml-seed1"])])
+    with pytest.raises(CombineError, match="no result labelled 'nope'"):
+        combine([str(files["maml"]), f"{files['oracle']}:nope"])
+    with pytest.raises(CombineError, match="twice"):
+        combine([str(files["maml"]), str(files["maml"])])
     different = json.loads(files["oracle"].read_text())
     different["tasks"][1] = different["tasks"][0]
     (tmp_path / "different.json").write_text(json.dumps(different))
-    with pytest.raises(script.CombineError, match="different tasks"):
-        script.combine([str(files["maml"]), str(tmp_path / "different.json")])
+    with pytest.raises(CombineError, match="different tasks"):
+        combine([str(files["maml"]), str(tmp_path / "different.json")])
     different["tasks"] = different["tasks"][:2]
     (tmp_path / "short.json").write_text(json.dumps(different))
-    with pytest.raises(script.CombineError, match="not a list of its 4 tasks"):
-        script.combine([str(files["maml"]), str(tmp_path / "short.json")])
+    with pytest.raises(CombineError, match="not a list of its 4 tasks"):
+        combine([str(files["maml"]), str(tmp_path / "short.json")])
     (tmp_path / "other.json").write_text(json.dumps({"results": []}))
-    with pytest.raises(script.CombineError, match="not an evaluation.json"):
-        script.combine([str(files["maml"]), str(tmp_path / "other.json")])
-    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "missing.json"), "--out-dir", str(tmp_path)],
+    with pytest.raises(CombineError, match="not an evaluation.json"):
+        combine([str(files["maml"]), str(tmp_path / "other.json")])
+    done = subprocess.run([sys.executable, *SCRIPT, str(tmp_path / "missing.json"), "--out-dir", str(tmp_path)],
                           capture_output=True, text=True)
-    assert done.returncode == 1 and "missing.json: no such evaluation file" in done.stderr
+    assert done.returncode == 2 and "missing.json: no such evaluation file" in done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -124,21 +118,20 @@ def _legacy(file, path, **changes):
 
 def test_a_file_without_recorded_tasks_is_compared_through_its_run(evaluations, tmp_path):
     runs, files, joint = evaluations
-    script = load_script()
     legacy = _legacy(files["oracle"], tmp_path / "legacy.json")
-    assert script.combine([str(files["maml"]), legacy])["tasks"] == joint["tasks"]
-    assert script.combine([legacy, str(files["maml"])])["tasks"] == joint["tasks"]
+    assert combine([str(files["maml"]), legacy])["tasks"] == joint["tasks"]
+    assert combine([legacy, str(files["maml"])])["tasks"] == joint["tasks"]
     other_run = _legacy(files["maml-seed1"], tmp_path / "seed1.json", seed=joint["seed"])  # settings agree, tasks not
-    with pytest.raises(script.CombineError, match="different tasks"):
-        script.combine([str(files["maml"]), other_run])
+    with pytest.raises(CombineError, match="different tasks"):
+        combine([str(files["maml"]), other_run])
     moved = tmp_path / "moved"
     shutil.copytree(runs["oracle"], moved)
     shutil.rmtree(runs["oracle"])
     try:
-        assert len(script.combine([str(files["maml"]), str(files["oracle"])])["results"]) == 2  # tasks recorded
-        with pytest.raises(script.CombineError, match="--allow-missing-tasks"):
-            script.combine([str(files["maml"]), legacy])
-        record = script.combine([str(files["maml"]), legacy], allow_missing_tasks=True)
+        assert len(combine([str(files["maml"]), str(files["oracle"])])["results"]) == 2  # tasks recorded
+        with pytest.raises(CombineError, match="--allow-missing-tasks"):
+            combine([str(files["maml"]), legacy])
+        record = combine([str(files["maml"]), legacy], allow_missing_tasks=True)
         assert len(record["results"]) == 2
     finally:
         shutil.copytree(moved, runs["oracle"])
@@ -152,4 +145,4 @@ def test_validation_tasks_of_a_file_without_them_are_drawn_again_from_its_run(ev
     maml = json.loads((tmp_path / "maml" / "evaluation.json").read_text())
     assert len(maml["tasks"]) == 3 and maml["tasks"] != joint["tasks"][:3]
     legacy = _legacy(tmp_path / "oracle" / "evaluation.json", tmp_path / "legacy.json")
-    assert load_script().combine([str(tmp_path / "maml" / "evaluation.json"), legacy])["tasks"] == maml["tasks"]
+    assert combine([str(tmp_path / "maml" / "evaluation.json"), legacy])["tasks"] == maml["tasks"]

@@ -1,4 +1,4 @@
-"""benchmarks/step_size_sweep.py: the published comparisons choose checkpoints and step sizes on
+"""rlmaml sweep: the published comparisons choose checkpoints and step sizes on
 validation tasks only, then evaluate the choice on the test tasks exactly as `rlmaml evaluate` does."""
 
 import csv
@@ -11,9 +11,7 @@ import pytest
 
 from rlmaml.cli import main
 
-from conftest import REPO_ROOT
-
-SWEEP = REPO_ROOT / "benchmarks" / "step_size_sweep.py"
+SWEEP = ["-m", "rlmaml", "sweep"]
 TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-iterations", "2",
         "--set", "num_eval_tasks=4", "--set", "snapshot_every=1", "--no-progress", "--no-evaluate"]
 
@@ -26,7 +24,7 @@ def sweep(tmp_path_factory):
         assert main(["train", *TINY, "--method", method, "--run-dir", str(path)]) == 0
     runs["maml-copy"] = shutil.copytree(runs["maml"], root / "maml-copy")  # a second run of one method
     out = root / "out"
-    subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), str(runs["maml-copy"]), str(runs["random"]),
+    subprocess.run([sys.executable, *SWEEP, str(runs["maml"]), str(runs["maml-copy"]), str(runs["random"]),
                     "--oracle", str(runs["oracle"]),
                     "--checkpoints", "all", "--first", "0.05", "0.3", "--factors", "1", "0.5", "--select-step", "1",
                     "--num-steps", "2", "--validation-traj", "3", "--num-traj", "3", "--out-dir", str(out)],
@@ -81,13 +79,13 @@ def test_two_runs_of_one_method_get_labels_naming_their_folders(sweep):
 
 def test_paper_curves_join_the_test_table_and_a_horizon_they_do_not_match_stops_before_the_sweep(sweep, tmp_path):
     runs, _, _ = sweep
-    refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--paper",
+    refused = subprocess.run([sys.executable, *SWEEP, str(runs["maml"]), "--paper",
                               "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)
     assert refused.returncode == 2 and "horizon 10" in refused.stderr and not (tmp_path / "no").exists()
     run = tmp_path / "h100"
     assert main(["train", "--num-tasks", "2", "--num-traj", "2", "--horizon", "100", "--hidden-sizes", "8",
                  "--num-iterations", "1", "--no-progress", "--no-evaluate", "--run-dir", str(run)]) == 0
-    done = subprocess.run([sys.executable, str(SWEEP), str(run), "--paper", "--first", "0.1", "--factors", "0.5",
+    done = subprocess.run([sys.executable, *SWEEP, str(run), "--paper", "--first", "0.1", "--factors", "0.5",
                            "--num-steps", "1", "--select-step", "1", "--validation-traj", "2", "--num-traj", "2",
                            "--out-dir", str(tmp_path / "out")], check=True, capture_output=True, text=True)
     assert json.loads((tmp_path / "out" / "evaluation.json").read_text())["paper"]["curves"]["maml"] == [-40.4, -11.7]
@@ -97,7 +95,7 @@ def test_paper_curves_join_the_test_table_and_a_horizon_they_do_not_match_stops_
 def test_a_return_scaled_sweep_applies_the_rule_to_every_adapted_run(sweep, tmp_path):
     runs, _, _ = sweep
     out = tmp_path / "scaled"
-    subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--oracle", str(runs["oracle"]),
+    subprocess.run([sys.executable, *SWEEP, str(runs["maml"]), "--oracle", str(runs["oracle"]),
                     "--step-rule", "return-scaled", "--first", "0.01", "--factors", "1", "--num-steps", "1",
                     "--select-step", "1", "--validation-traj", "3", "--num-traj", "3", "--out-dir", str(out)],
                    check=True, capture_output=True, text=True)
@@ -107,10 +105,10 @@ def test_a_return_scaled_sweep_applies_the_rule_to_every_adapted_run(sweep, tmp_
     assert main(["evaluate", str(runs["maml"]), "--checkpoint", "final", "--num-steps", "1", "--num-traj", "3",
                  "--step-rule", "return-scaled", "--inner-lr", "0.01", "--no-progress", "--out-dir", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "evaluation.json").read_text())["results"][0]["per_task"] == results["maml"]["per_task"]
-    refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--target-return", "3",
+    refused = subprocess.run([sys.executable, *SWEEP, str(runs["maml"]), "--target-return", "3",
                               "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)
     assert refused.returncode == 2 and "inner.target_return applies only to inner.step_rule return-scaled" in refused.stderr
     assert not (tmp_path / "no").exists()
-    refused = subprocess.run([sys.executable, str(SWEEP), str(runs["maml"]), "--num-steps", "1",
+    refused = subprocess.run([sys.executable, *SWEEP, str(runs["maml"]), "--num-steps", "1",
                               "--out-dir", str(tmp_path / "no")], capture_output=True, text=True)
     assert refused.returncode == 2 and "--select-step must be between 0 and --num-steps (1), got 2" in refused.stderr

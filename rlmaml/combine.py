@@ -1,31 +1,20 @@
-"""Put results of separate evaluations on the same tasks into one table, figure and JSON, paired over tasks.
+"""Results of separate evaluations on the same tasks, put into one evaluation record, paired over tasks.
 
-    python benchmarks/combine_evaluations.py 'results/cheetah-vel-seed1/evaluation.json:MAML (final, it. 500)' \\
-        runs/exp/eval-oracle/evaluation.json --out-dir results/cheetah-vel-seed1/oracle-500
-
-Each argument is an ``evaluation.json`` (from ``rlmaml evaluate`` or ``step_size_sweep.py``), with
-``:LABEL`` to take one of its results (default: all of them); the first result is the reference of
-the paired differences, and a label that results of several runs carry gets each run folder's name
-appended (``--name-runs``: every label). ``rlmaml evaluate`` draws every checkpoint's rollouts from
-fresh streams of the evaluation seed, so a result does not depend on what else was evaluated with
-it: results of separate evaluations with the same family, tasks, trajectories per step and seed
-are what one evaluation of them all gives, and their per-task returns pair. The files must agree on all of these.
-The tasks are compared as the files record them; a file written before evaluations recorded their
-tasks is compared through the run it took them from (its ``test_tasks.json``, or its seed for
-validation tasks), and is refused if that run folder is gone unless ``--allow-missing-tasks``
-(check the tasks another way first: say, a result of the lost run reproduced to the digit). The
-written JSON names its inputs under ``combined_from``; the inputs' published-curve rows and sweep
-selections are not carried over.
+``rlmaml evaluate`` draws every checkpoint's rollouts from fresh streams of the evaluation seed, so a
+result does not depend on what else was evaluated with it: results of separate evaluations with the
+same family, tasks, trajectories per step and seed are what one evaluation of them all gives, and
+their per-task returns pair. The files must agree on all of these. An evaluation written before
+evaluations recorded their tasks is compared through the run it took them from (its
+``test_tasks.json``, or its seed for validation tasks), and refused if that folder is gone unless
+``allow_missing_tasks``. The record names its inputs under ``combined_from``; the inputs'
+published-curve rows and sweep selections are not carried over.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from rlmaml.commands import report_evaluation
 from rlmaml.errors import UserError
 from rlmaml.evaluation import evaluation_tasks, name_runs_in_shared_labels, with_paired_differences
 from rlmaml.runs import RunDir, read_json
@@ -33,7 +22,7 @@ from rlmaml.runs import RunDir, read_json
 SHARED = ("env_id", "env_kwargs", "task_set", "num_tasks", "num_traj", "seed")
 
 
-class CombineError(Exception):
+class CombineError(UserError, ValueError):
     """The evaluations cannot be paired (other tasks, settings or labels)."""
 
 
@@ -45,7 +34,7 @@ def selected(argument: str) -> tuple[Path, dict[str, Any], list[dict[str, Any]]]
         raise CombineError(f"{path}: no such evaluation file")
     evaluation = read_json(path)
     if not isinstance(evaluation, dict) or not all(key in evaluation for key in ("results", "tasks_from", *SHARED)):
-        raise CombineError(f"{path} is not an evaluation.json of rlmaml evaluate or step_size_sweep.py")
+        raise CombineError(f"{path} is not an evaluation.json of rlmaml evaluate or rlmaml sweep")
     results = [r for r in evaluation["results"] if not label or r["label"] == label]
     if not results:
         labels = ", ".join(repr(r["label"]) for r in evaluation["results"])
@@ -106,27 +95,3 @@ def combine(arguments: list[str], allow_missing_tasks: bool = False, name_runs: 
     return with_paired_differences({**{key: first[key] for key in header},
                                     "combined_from": [str(path) for path, _, _ in picked], "results": results,
                                     **({} if tasks is None else {"tasks": tasks})})
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("evaluations", nargs="+", metavar="FILE[:LABEL]",
-                        help="evaluation.json files, each optionally with :LABEL to take one of its results")
-    parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--allow-missing-tasks", action="store_true",
-                        help="combine even when a run folder whose tasks were used is gone")
-    parser.add_argument("--name-runs", action="store_true",
-                        help="append each result's run folder name to its label (default: only to labels "
-                             "that results of several runs share)")
-    args = parser.parse_args()
-    try:
-        record = combine(args.evaluations, args.allow_missing_tasks, args.name_runs)
-    except (CombineError, UserError) as error:
-        sys.exit(f"error: {error}")
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    report_evaluation(record, args.out_dir)
-    print(f"Wrote {args.out_dir}/evaluation.json, evaluation.csv and evaluation.png")
-
-
-if __name__ == "__main__":
-    main()

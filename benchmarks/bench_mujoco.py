@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,6 +91,18 @@ def meta_iteration_times(iterations: int) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in records) for key in ("time_total", "time_sampling", "time_update")}
 
 
+def cpu_model() -> str:
+    """The processor's name as the kernel reports it (platform.processor() is often empty on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="rlmaml/HalfCheetahVel-v0", help="task family for the throughput part")
@@ -97,6 +110,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args()
     keep_freed_memory()  # as rlmaml train does
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
@@ -106,15 +120,24 @@ def main() -> None:
           f"policy in the loop (median of {args.repeats}):")
     ours = rlmaml_rate(args.env, args.env_kwargs, workers, args.repeats)
     print(f"  rlmaml rollout workers ({workers}):     {ours:9.0f} steps/s", flush=True)
-    print(f"  rlmaml batched env, in process: {rlmaml_rate(args.env, args.env_kwargs, 0, args.repeats):9.0f} steps/s",
-          flush=True)
+    in_process = rlmaml_rate(args.env, args.env_kwargs, 0, args.repeats)
+    print(f"  rlmaml batched env, in process: {in_process:9.0f} steps/s", flush=True)
     sync = sync_vector_rate(args.env, args.env_kwargs, args.repeats)
     print(f"  gymnasium SyncVectorEnv:        {sync:9.0f} steps/s", flush=True)
     print(f"  workers / SyncVectorEnv:        {ours / sync:9.2f}x")
+    record = {"benchmark": "mujoco", "command": "python benchmarks/bench_mujoco.py " + " ".join(sys.argv[1:]),
+              "machine": {"processor": cpu_model(), "cores": os.cpu_count(),
+                          "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+              "env_id": args.env, "env_kwargs": args.env_kwargs, "envs": NUM_TASKS * NUM_TRAJ, "horizon": HORIZON,
+              "steps_per_second": {"rollout_workers": ours, "batched_in_process": in_process,
+                                   "gymnasium_sync_vector_env": sync}}
     if not args.skip_training:
         times = meta_iteration_times(args.iterations)
+        record["cheetah_vel_iteration"] = {"iterations": args.iterations - 1, **times}
         print(f"meta-iteration at cheetah-vel (40 tasks x 20 traj x 200 steps, TRPO), median of {args.iterations - 1}: "
               f"{times['time_total']:.2f} s (sampling {times['time_sampling']:.2f} s, update {times['time_update']:.2f} s)")
+    if args.json is not None:
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ Reports medians; run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +40,18 @@ def rollout_throughput(trainer: Trainer, repeats: int) -> float:
     return statistics.median(rates)
 
 
+def cpu_model() -> str:
+    """The processor's name as the kernel reports it (platform.processor() is often empty on Linux)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=20, help="timed meta-iterations")
@@ -44,6 +59,7 @@ def main() -> None:
     parser.add_argument("--preset", default="nav-paper")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="config field (VALUE as JSON, else a string), as for rlmaml train")
+    parser.add_argument("--json", type=Path, help="also write the measurements to this JSON file")
     args = parser.parse_args()
     keep_freed_memory()  # as rlmaml train does
     try:
@@ -71,6 +87,19 @@ def main() -> None:
     print(f"median line-search steps: {statistics.median(r['line_search_steps'] for r in timed)}")
     print(f"rollout throughput (one batched rollout, policy in the loop): {steps_per_second:,.0f} env steps/s")
     print(f"peak resident memory: {peak_mib:.0f} MiB")
+    if args.json is not None:
+        record = {"benchmark": "nav", "command": "python benchmarks/bench_nav.py " + " ".join(sys.argv[1:]),
+                  "machine": machine(), "preset": args.preset, "overrides": overrides,
+                  "timed_iterations": len(timed), "seconds_per_iteration": median["time_total"],
+                  "seconds_sampling": median["time_sampling"], "seconds_update": median["time_update"],
+                  "rollout_steps_per_second": steps_per_second, "peak_memory_mib": peak_mib}
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {"processor": cpu_model(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "rlmaml": rlmaml.__version__}
 
 
 if __name__ == "__main__":

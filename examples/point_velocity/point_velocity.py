@@ -5,7 +5,7 @@ reset. Each step applies a force a = clip(action, -1, 1): v <- 0.9 * v + 0.2 * a
 force f settles at v = 2 f. Reward: -|v - v_target| - 0.05 * a^2. No termination; horizon 50.
 Tasks: ``{"target_velocity": v}`` with v uniform in [-1.5, 1.5].
 
-What makes it an rlmaml task family (see the README's "Your own task family"):
+What makes it an rlmaml task family (see docs/custom-tasks.md):
 
 1. ``sample_tasks(num_tasks, rng)`` draws tasks from the given numpy Generator only and returns
    JSON-ready dicts (plain floats and lists), because runs record their held-out tasks as JSON.

@@ -109,12 +109,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     records = read_metrics(run.metrics)
     if records:
         last = records[-1]
+        done = f"Done: {trainer.iteration} meta-iterations (the final checkpoint, it. {trainer.iteration}); the last one's"
         if trainer.config.method == "maml":
-            print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} before adaptation, "
+            print(f"{done} return {last['pre_return']:.2f} before adaptation, "
                   f"{last['post_return']:.2f} after {len(trainer.config.inner_lrs)} step(s).")
         else:
-            print(f"Done: iteration {last['iteration']}: return {last['pre_return']:.2f} "
-                  f"({trainer.config.method} trains without adaptation).")
+            print(f"{done} return {last['pre_return']:.2f} ({trainer.config.method} trains without adaptation).")
     if not args.no_evaluate:
         try:
             evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.task.num_traj),

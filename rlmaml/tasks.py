@@ -86,7 +86,11 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     except ModuleNotFoundError as error:
         module = env_id.partition(":")[0]
         missing = getattr(error.__cause__, "name", None) or error.name or module  # Gymnasium re-raises without it
-        raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: no module named {missing!r}") from None
+        hint = (f"; a module:id env is imported from the current folder or the Python path: run from the folder "
+                f"that holds {module}.py, add that folder to PYTHONPATH, or install it (see docs/custom-tasks.md)"
+                if missing == module.split(".")[0] else "")
+        raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: no module named {missing!r}{hint}"
+                           ) from None
     except gym.error.DependencyNotInstalled as error:
         raise EnvMakeError(f"{env_id} needs a dependency that is not installed ({error}); for rlmaml's "
                            f'MuJoCo families: pip install "rlmaml[mujoco]"') from None

@@ -127,6 +127,12 @@ def test_a_baseline_run_is_not_reported_as_adapted(capsys, tmp_path):
     assert done.endswith("(oracle trains without adaptation).") and "step" not in done
 
 
+def test_training_and_evaluation_number_the_final_checkpoint_alike(capsys, tmp_path):
+    assert main(["train", *TINY, "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "Done: 2 meta-iterations (the final checkpoint, it. 2)" in out and "MAML (final, it. 2)" in out
+
+
 def test_snapshots_are_kept_and_evaluated(capsys, tmp_path):
     run = tmp_path / "run"
     assert main(["train", *TINY, "--set", "snapshot_every=1", "--run-dir", str(run), "--no-evaluate"]) == 0

@@ -102,6 +102,8 @@ class TaskEnvs:
             raise TypeError(f"{env_id}: rlmaml needs Box observation and action spaces")
         self.obs_dim = int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(act_space.shape))
+        self.action_low = np.asarray(act_space.low, dtype=np.float64).reshape(-1)
+        self.action_high = np.asarray(act_space.high, dtype=np.float64).reshape(-1)
         if oracle:
             probe = self.sample_tasks(1, np.random.default_rng(0))
             self.obs_dim += task_features(self.family, probe, env_id).shape[1]

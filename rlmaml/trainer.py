@@ -15,6 +15,7 @@ from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, restore_policy, 
 from rlmaml.config import TrainConfig, load_config
 from rlmaml.errors import UserError
 from rlmaml.meta import MetaBatch, MetaLearner
+from rlmaml.monitor import RunawayDetector, action_bound_share
 from rlmaml.policy import GaussianMLPPolicy, make_policy
 from rlmaml.ppo import MetaPPO
 from rlmaml.runs import (
@@ -23,6 +24,7 @@ from rlmaml.runs import (
     append_metrics,
     lock_run,
     make_output_dir,
+    read_metrics,
     truncate_metrics,
     write_file,
     write_json,
@@ -74,6 +76,7 @@ class Trainer:
         self.meta = make_meta_learner(config, self.policy)
         self.iteration = 0
         self.best_return = float("-inf")
+        self.runaway = RunawayDetector()
         self._lock: IO[bytes] | None = None  # held by create/resume: one writer per run folder
 
     def close(self) -> None:
@@ -135,6 +138,8 @@ class Trainer:
             if num_iterations is not None:
                 write_json(config.to_dict(), run.config)
             truncate_metrics(run.metrics, trainer.iteration)
+            for record in read_metrics(run.metrics):  # the detector continues where the run stopped
+                trainer.runaway.update(record)
             trainer._lock = lock
             on_error.pop_all()
         return trainer
@@ -169,6 +174,8 @@ class Trainer:
             "post_return": float(after.episode_returns().mean()),
             "pre_length": float(before.episode_lengths().mean()),
             "post_length": float(after.episode_lengths().mean()),
+            "pre_action_bound_share": action_bound_share(before, self.sampler.envs.action_low,
+                                                         self.sampler.envs.action_high),
             **({} if before.success is None or after.success is None else {
                 "pre_success": float(before.success.mean()), "post_success": float(after.success.mean())}),
             **stats,
@@ -176,6 +183,7 @@ class Trainer:
             "time_update": done - sampled,
             "time_total": done - start,
         }
+        record["runaway"] = float(self.runaway.update(record)) if self.config.inner_lrs else 0.0
         if record["post_return"] > self.best_return:
             self.best_return = record["post_return"]
             save_checkpoint({"iteration": self.iteration, "post_return": self.best_return, "policy": before_update},
@@ -191,6 +199,7 @@ class Trainer:
                    unit="it")
         board = MetricsBoard(self.run, self.iteration) if self.config.run.tensorboard else None
         non_finite = 0
+        warned = False
         try:
             while self.iteration < self.config.trained_iterations:
                 record = self.train_iteration()
@@ -198,6 +207,11 @@ class Trainer:
                 if non_finite == DIVERGED_AFTER:
                     raise TrainingDiverged(self._diverged_message())
                 append_metrics(record, self.run.metrics)
+                if record["runaway"] and not warned:
+                    warned = True
+                    bar.write(f"rlmaml: warning: iteration {record['iteration']}: the pre-update return fell to "
+                              f"{record['pre_return']:.1f} while the adapted return holds: the pre-update policy "
+                              "is running away (docs/algorithms.md, Watching for a run-away)")
                 if board is not None:
                     board.log(record)
                 self.iteration += 1

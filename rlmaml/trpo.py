@@ -46,19 +46,40 @@ class ProposedStep:
     """The current adapted distribution: mean [N, M*T, act], log-std [N, 1, act], detached."""
     predicted_improvement: float
     """gradient . step: the surrogate's decrease over the full step by its linear model."""
+    old_pre: tuple[Tensor, Tensor] | None = None
+    """The current pre-update distribution on the first inner-step batch (mean [N, M*T, act], log-std
+    [N, 1, act], detached), to report how far a step moves the policy that samples; ``None`` without
+    inner steps, where the policy is its own adapted policy."""
 
 
-def _step_statistics(proposal: ProposedStep, full_step: tuple[float, float], accepted: tuple[float, float] | None,
+@dataclass(frozen=True)
+class Candidate:
+    """A point the line search tried: the surrogate loss, the adapted policy's KL and the pre-update
+    policy's KL (nan without inner steps) from the current distributions."""
+
+    loss: float
+    kl: float
+    pre_kl: float
+
+
+UNTRIED = Candidate(math.nan, math.nan, math.nan)
+
+
+def _step_statistics(proposal: ProposedStep, full_step: Candidate, accepted: Candidate | None,
                      line_search_steps: int, fraction: float) -> dict[str, float]:
-    """Statistics of a meta-step. ``full_step``: (loss, KL) at the full step (nan if none was tried);
-    ``accepted``: (loss, KL) at the accepted candidate, ``None`` if the parameters stayed where they
-    were; ``fraction``: the accepted candidate's fraction of the full step (0 if none)."""
-    loss_after, kl = accepted if accepted is not None else (proposal.loss, 0.0)
-    return {"loss_before": proposal.loss, "loss_after": loss_after, "kl": kl,
-            "line_search_steps": line_search_steps, "step_accepted": float(accepted is not None),
-            "step_fraction": fraction,
-            "full_step_kl": full_step[1], "full_step_improvement": proposal.loss - full_step[0],
-            "predicted_improvement": proposal.predicted_improvement}
+    """Statistics of a meta-step. ``full_step``: the full step's candidate (nan if none was tried);
+    ``accepted``: the accepted candidate, ``None`` if the parameters stayed where they were;
+    ``fraction``: the accepted candidate's fraction of the full step (0 if none). With inner steps,
+    also the pre-update policy's KL (``pre_kl``, ``full_step_pre_kl``)."""
+    kept = accepted if accepted is not None else Candidate(proposal.loss, 0.0, 0.0)
+    stats = {"loss_before": proposal.loss, "loss_after": kept.loss, "kl": kept.kl,
+             "line_search_steps": line_search_steps, "step_accepted": float(accepted is not None),
+             "step_fraction": fraction,
+             "full_step_kl": full_step.kl, "full_step_improvement": proposal.loss - full_step.loss,
+             "predicted_improvement": proposal.predicted_improvement}
+    if proposal.old_pre is not None:
+        stats.update(pre_kl=kept.pre_kl, full_step_pre_kl=full_step.pre_kl)
+    return stats
 
 
 class MetaTRPO(MetaLearner):
@@ -93,16 +114,26 @@ class MetaTRPO(MetaLearner):
         direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
         shs = 0.5 * direction @ h_direction
         step = direction * torch.sqrt(s.max_kl / shs.clamp_min(1e-12))
-        return ProposedStep(step, loss.item(), old, float(grad @ step))
+        old_pre = None
+        if meta_batch.train:
+            with torch.no_grad():
+                old_pre = self.policy.distribution(params, meta_batch.train[0].flat("observations"))
+        return ProposedStep(step, loss.item(), old, float(grad @ step), old_pre)
 
-    def loss_and_kl_at(self, vector: Tensor, meta_batch: MetaBatch, old: tuple[Tensor, Tensor]) -> tuple[float, float]:
-        """Set the flat parameters to ``vector`` [D]; surrogate loss and KL to ``old`` there."""
+    def loss_and_kl_at(self, vector: Tensor, meta_batch: MetaBatch, proposal: ProposedStep) -> Candidate:
+        """Set the flat parameters to ``vector`` [D]; the surrogate loss there, and the adapted and
+        pre-update policies' KLs from the proposal's current distributions."""
         params = self.policy.params()
         vector_to_parameters(vector, list(params.values()))
         with torch.no_grad():
             mean, log_std = self.distribution(params, meta_batch, create_graph=False)
-            loss, kl = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
-        return float(loss), float(kl)
+            loss, kl = self.surrogate_and_kl(mean, log_std, proposal.old, meta_batch.valid)
+            pre_kl = math.nan
+            if proposal.old_pre is not None:
+                pre = meta_batch.train[0]
+                pre_kl = float(mean_kl(proposal.old_pre, *self.policy.distribution(params, pre.flat("observations")),
+                                       pre))
+        return Candidate(float(loss), float(kl), pre_kl)
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update in place; returns statistics of the step."""
@@ -115,21 +146,19 @@ class MetaTRPO(MetaLearner):
         is, and the full step's KL and surrogate improvement (the quadratic KL model puts that KL at
         ``max_kl``; the linear surrogate model puts the improvement at ``predicted_improvement``)."""
         s = self.settings
-        untried = (math.nan, math.nan)
         if not (math.isfinite(proposal.loss) and bool(torch.isfinite(proposal.step).all())):
-            return _step_statistics(proposal, untried, None, 0, 0.0)  # no candidate can be judged
+            return _step_statistics(proposal, UNTRIED, None, 0, 0.0)  # no candidate can be judged
         param_list = list(self.policy.params().values())
         old_vector = parameters_to_vector(param_list).detach()
-        fraction, full_step = 1.0, untried
+        fraction, full_step = 1.0, UNTRIED
         for steps in range(1, s.line_search_steps + 1):
-            candidate = self.loss_and_kl_at(old_vector - fraction * proposal.step, meta_batch, proposal.old)
-            new_loss, new_kl = candidate
+            candidate = self.loss_and_kl_at(old_vector - fraction * proposal.step, meta_batch, proposal)
             if steps == 1:
                 full_step = candidate
-            improved = new_loss < proposal.loss
-            if improved and new_kl <= s.max_kl:
+            improved = candidate.loss < proposal.loss
+            if improved and candidate.kl <= s.max_kl:
                 return _step_statistics(proposal, full_step, candidate, steps, fraction)
-            fraction *= self._backtrack_factor(improved, new_kl)
+            fraction *= self._backtrack_factor(improved, candidate.kl)
         vector_to_parameters(old_vector, param_list)
         return _step_statistics(proposal, full_step, None, s.line_search_steps, 0.0)
 

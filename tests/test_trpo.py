@@ -7,9 +7,9 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.adaptation import adapt_step
 from rlmaml.config import TRPOConfig
-from rlmaml.meta import MetaBatch
+from rlmaml.meta import MetaBatch, mean_kl
 from rlmaml.optim import conjugate_gradient
-from rlmaml.trpo import MetaTRPO, ProposedStep
+from rlmaml.trpo import Candidate, MetaTRPO, ProposedStep
 
 from conftest import behaviour_log_probs, config_of, frozen_lvc_adapt, inner_update, make_batch
 
@@ -233,9 +233,9 @@ def test_proposed_step_reaches_max_kl_in_the_small_step_limit():
     for max_kl in (1e-8, 1e-10):
         meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings(max_kl=max_kl, cg_damping=0.0))
         proposal = meta.proposed_step(meta_batch)
-        _, kl = meta.loss_and_kl_at(theta - proposal.step, meta_batch, proposal.old)
+        kl = meta.loss_and_kl_at(theta - proposal.step, meta_batch, proposal).kl
         errors.append(abs(kl / max_kl - 1))
-        meta.loss_and_kl_at(theta, meta_batch, proposal.old)
+        meta.loss_and_kl_at(theta, meta_batch, proposal)
     assert errors[1] < 2e-3 and errors[1] < errors[0] / 5
     assert torch.equal(parameters_to_vector(policy.parameters()), theta)
 
@@ -329,3 +329,31 @@ def test_hvp_on_a_task_subsample_is_the_hessian_of_those_tasks_and_halves_averag
         torch.testing.assert_close((first + second) / 2, _hvp(meta, policy.params(), meta_batch)(v),
                                    rtol=1e-8, atol=1e-12)
         assert not torch.allclose(first, second, rtol=1e-3)
+
+
+def test_the_line_search_reports_the_pre_update_kl_of_the_full_and_the_accepted_step():
+    policy, meta_batch = _meta_batch(seed=5)
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings())
+    proposal = meta.proposed_step(meta_batch)
+    bound = meta.settings.max_kl
+    tried = iter([Candidate(proposal.loss - 1.0, 2.0 * bound, 3.0 * bound),
+                  Candidate(proposal.loss - 0.5, 0.2 * bound, 0.7 * bound)])
+    meta.loss_and_kl_at = lambda *args: next(tried)
+    stats = meta.line_search(meta_batch, proposal)
+    assert stats["line_search_steps"] == 2 and stats["step_accepted"] == 1.0
+    assert (stats["full_step_pre_kl"], stats["pre_kl"]) == (3.0 * bound, 0.7 * bound)
+
+
+def test_steps_report_the_pre_update_kl_and_baselines_have_none():
+    policy, meta_batch = _meta_batch(seed=6)
+    meta = MetaTRPO(policy, inner_update([0.5]), first_order=False, settings=_settings())
+    params = policy.params()
+    with torch.no_grad():
+        before = policy.distribution(params, meta_batch.train[0].flat("observations"))
+    stats = meta.step(meta_batch)
+    assert stats["step_accepted"] == 1.0 and stats["kl"] <= 0.01
+    with torch.no_grad():
+        after = policy.distribution(policy.params(), meta_batch.train[0].flat("observations"))
+    assert stats["pre_kl"] == pytest.approx(float(mean_kl(before, *after, meta_batch.train[0])), rel=1e-12)
+    baseline = MetaTRPO(policy, inner_update([]), first_order=False, settings=_settings())
+    assert "pre_kl" not in baseline.step(MetaBatch([], meta_batch.valid))

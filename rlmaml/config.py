@@ -223,8 +223,11 @@ class TRPOConfig(Section):
     """Trust region: maximum mean KL of the adapted policy on the post-adaptation data."""
     cg_iterations: int = setting(10, ge=1)
     """Conjugate-gradient iterations for the step direction."""
-    cg_damping: float = setting(1e-5, ge=0)
-    """Damping added to the Hessian-vector products."""
+    cg_damping: float = setting(0.1, ge=0)
+    """Damping added to the Hessian-vector products, (H + damping I) v. It bounds how far conjugate gradient
+    stretches the step along directions where the adapted policy's KL has almost no curvature: with
+    second-order MAML, steps along them move the pre-update policy but hardly the adapted one, and with
+    1e-5 (the original code's value) they made the pre-update policy run away on some seeds."""
     line_search_ratio: float = setting(0.5, gt=0, lt=1)
     """Backtracking factor of the line search."""
     line_search_kl_rescale: bool = setting(False)

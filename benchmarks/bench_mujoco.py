@@ -30,6 +30,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from machine import machine
 
 import rlmaml  # noqa: F401  (registers the task families)
 from rlmaml.config import resolve
@@ -91,18 +92,6 @@ def meta_iteration_times(iterations: int) -> dict[str, float]:
     return {key: statistics.median(r[key] for r in records) for key in ("time_total", "time_sampling", "time_update")}
 
 
-def cpu_model() -> str:
-    """The processor's name as the kernel reports it (platform.processor() is often empty on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="rlmaml/HalfCheetahVel-v0", help="task family for the throughput part")
@@ -126,8 +115,7 @@ def main() -> None:
     print(f"  gymnasium SyncVectorEnv:        {sync:9.0f} steps/s", flush=True)
     print(f"  workers / SyncVectorEnv:        {ours / sync:9.2f}x")
     record = {"benchmark": "mujoco", "command": "python benchmarks/bench_mujoco.py " + " ".join(sys.argv[1:]),
-              "machine": {"processor": cpu_model(), "cores": os.cpu_count(),
-                          "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+              "machine": machine(),
               "env_id": args.env, "env_kwargs": args.env_kwargs, "envs": NUM_TASKS * NUM_TRAJ, "horizon": HORIZON,
               "steps_per_second": {"rollout_workers": ours, "batched_in_process": in_process,
                                    "gymnasium_sync_vector_env": sync}}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
 import statistics
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine
 
 import rlmaml
 from rlmaml.config import ConfigError, resolve
@@ -38,18 +38,6 @@ def rollout_throughput(trainer: Trainer, repeats: int) -> float:
                                        trainer.streams.policy_noise, trainer.streams.env_seeds)
         rates.append(float(batch.mask.sum()) / (time.perf_counter() - start))
     return statistics.median(rates)
-
-
-def cpu_model() -> str:
-    """The processor's name as the kernel reports it (platform.processor() is often empty on Linux)."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -89,17 +77,12 @@ def main() -> None:
     print(f"peak resident memory: {peak_mib:.0f} MiB")
     if args.json is not None:
         record = {"benchmark": "nav", "command": "python benchmarks/bench_nav.py " + " ".join(sys.argv[1:]),
-                  "machine": machine(), "preset": args.preset, "overrides": overrides,
+                  "machine": {**machine(), "rlmaml": rlmaml.__version__}, "preset": args.preset, "overrides": overrides,
                   "timed_iterations": len(timed), "seconds_per_iteration": median["time_total"],
                   "seconds_sampling": median["time_sampling"], "seconds_update": median["time_update"],
                   "rollout_steps_per_second": steps_per_second, "peak_memory_mib": peak_mib}
         args.json.write_text(json.dumps(record, indent=2) + "\n")
 
-
-def machine() -> dict:
-    """What the numbers were measured on."""
-    return {"processor": cpu_model(), "cores": os.cpu_count(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "rlmaml": rlmaml.__version__}
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="JSON or TOML file of config fields (sections as tables)")
     train.add_argument("--run-dir", type=Path, help="output folder (default runs/<preset>-<time>)")
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    train.add_argument("--resume-from", type=int, metavar="N",
+                       help="with --resume: continue from the snapshot of iteration N instead of checkpoint.pt "
+                            "(for a damaged checkpoint.pt; needs run.snapshot_every)")
     train.add_argument("--branch", type=Path, metavar="RUN_DIR",
                        help="start a new run (--run-dir) from RUN_DIR's last checkpoint, with its config changed "
                             "by the flags, --set and --config given (not its policy network, task family, seed "

@@ -52,10 +52,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rlmaml.workers import RolloutWorkerError
 
     overrides = config_overrides(args)
+    if args.resume_from is not None and args.resume is None:
+        raise ConfigError("--resume-from N goes with --resume RUN_DIR")
     if args.resume is not None:
         if args.config or args.preset or args.run_dir or args.branch or set(overrides) - {"num_iterations"}:
             raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
-        trainer = Trainer.resume(args.resume, overrides.get("num_iterations"))
+        try:
+            trainer = Trainer.resume(args.resume, overrides.get("num_iterations"), args.resume_from)
+        except RunWriteError as error:
+            raise RunWriteError(f"{error}. Nothing was trained; once the cause is fixed, continue with: "
+                                f"rlmaml train --resume {args.resume}") from None
         total = trainer.config.trained_iterations
         if trainer.iteration < total:
             print(f"Resuming {args.resume} at iteration {trainer.iteration} of {total}")

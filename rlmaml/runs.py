@@ -177,6 +177,16 @@ def lock_run(run: RunDir) -> IO[bytes] | None:
     return handle
 
 
+def remove_stale_temporaries(run: RunDir) -> list[Path]:
+    """Delete the temporary files that writes killed half-way (``kill -9``) left in the run folder and
+    its snapshots/; call it holding the run's lock, so that no live write is touched. Returns them."""
+    stale = [path for folder in (run.path, run.path / "snapshots") if folder.is_dir()
+             for path in folder.glob(".*.tmp") if path.is_file() and not path.is_symlink()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _file_mode() -> int:
     """The mode ``open`` would give a new file under the current umask (``mkstemp`` gives 0600)."""
     umask = os.umask(0)

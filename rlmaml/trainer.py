@@ -25,6 +25,7 @@ from rlmaml.runs import (
     lock_run,
     make_output_dir,
     read_metrics,
+    remove_stale_temporaries,
     truncate_metrics,
     write_file,
     write_json,
@@ -113,16 +114,26 @@ class Trainer:
         return trainer
 
     @classmethod
-    def resume(cls, path: Path, num_iterations: int | None = None) -> "Trainer":
-        """Continue the run in ``path`` from its last checkpoint, optionally to more iterations."""
+    def resume(cls, path: Path, num_iterations: int | None = None, resume_from: int | None = None) -> "Trainer":
+        """Continue the run in ``path`` from its last checkpoint (or from the snapshot of iteration
+        ``resume_from``), optionally to more iterations."""
         run = RunDir(path)
-        run.require("config", "checkpoint")
+        run.require("config", *(("checkpoint",) if resume_from is None else ()))
+        source = run.checkpoint if resume_from is None else run.snapshot(resume_from)
+        if not source.is_file():
+            kept = ", ".join(map(str, run.snapshot_iterations())) or "none"
+            raise RunError(f"{path} has no snapshot of iteration {resume_from} (it kept: {kept})")
         with ExitStack() as on_error:
             lock = lock_run(run)
             if lock is not None:
                 on_error.callback(lock.close)
+                remove_stale_temporaries(run)  # left by a write that was killed; only the lock holder writes
             config = load_config(run.config)
-            state = load_checkpoint(run.checkpoint, RUN_STATE_KEYS)
+            if resume_from is not None and "rng" not in load_checkpoint(source):
+                raise RunError(f"{source} holds only the policy (snapshots of earlier releases do), not the "
+                               "random streams a resumed run needs; evaluate it with --checkpoint "
+                               f"{resume_from}, or branch from the run's checkpoint.pt")
+            state = load_checkpoint(source, RUN_STATE_KEYS)
             if num_iterations is not None:
                 if num_iterations < state["iteration"]:
                     raise RunError(f"{path} has already trained {state['iteration']} iterations; "
@@ -130,8 +141,12 @@ class Trainer:
                 config = config.with_values({"num_iterations": num_iterations})
             trainer = cls(config, run)
             on_error.callback(trainer.sampler.close)
-            restore_policy(trainer.policy, state, run.checkpoint)
-            trainer.streams.load_state(state["rng"])
+            restore_policy(trainer.policy, state, source)
+            try:
+                trainer.streams.load_state(state["rng"])
+            except (KeyError, TypeError, ValueError, RuntimeError):
+                raise RunError(f"{source} holds random-stream states that cannot be restored; the file was "
+                               "changed or damaged") from None
             trainer.meta.load_state_dict(state.get("meta_optimizer", {}))  # absent before PPO existed
             trainer.iteration = state["iteration"]
             trainer.best_return = state["best_return"]
@@ -221,7 +236,7 @@ class Trainer:
                 if self.config.run.snapshot_every and self.iteration % self.config.run.snapshot_every == 0:
                     snapshot = self.run.snapshot(self.iteration)
                     snapshot.parent.mkdir(exist_ok=True)
-                    save_checkpoint({"iteration": self.iteration, "policy": last_state["policy"]}, snapshot)
+                    save_checkpoint(last_state, snapshot)  # the whole state: --resume-from can continue from it
                 bar.set_postfix(pre=f"{record['pre_return']:.1f}", post=f"{record['post_return']:.1f}",
                                 kl=f"{record['kl']:.4f}")
                 bar.update()

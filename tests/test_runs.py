@@ -10,6 +10,7 @@ import stat
 import pytest
 import torch
 
+from rlmaml import runs
 from rlmaml.checkpoints import load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.evaluation import evaluation_tasks
 from rlmaml.policy import GaussianMLPPolicy
@@ -104,7 +105,7 @@ def _disk_full(*args, **kwargs):
 def test_a_failed_write_leaves_the_old_file_whole_and_says_why(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
     save_checkpoint({"iteration": 3, "policy": {}}, path)
-    monkeypatch.setattr(torch, "save", _disk_full)
+    monkeypatch.setattr(runs.os, "fsync", _disk_full)  # the state is serialised in memory; the write fails
     with pytest.raises(RunWriteError, match=f"cannot write {path}: No space left on device"):
         save_checkpoint({"iteration": 4, "policy": {}}, path)
     assert load_checkpoint(path)["iteration"] == 3

@@ -1,0 +1,160 @@
+"""Fault injection: every fault is one line on stderr and exit status 2, and loses nothing on disk."""
+
+import errno
+import os
+import pickle
+import shutil
+
+import pytest
+import torch
+
+from rlmaml import runs
+from rlmaml.checkpoints import MAGIC, load_checkpoint, save_checkpoint
+from rlmaml.cli import main
+from rlmaml.runs import RunError, read_metrics
+
+TINY = ["--num-tasks", "3", "--num-traj", "4", "--horizon", "10", "--hidden-sizes", "8", "--num-eval-tasks", "4",
+        "--snapshot-every", "1", "--no-progress", "--no-evaluate"]
+
+
+def _one_line_error(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rlmaml: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 3-iteration run with snapshots, and the same run trained on to 4 iterations."""
+    root = tmp_path_factory.mktemp("faults")
+    assert main(["train", *TINY, "--num-iterations", "3", "--run-dir", str(root / "run")]) == 0
+    shutil.copytree(root / "run", root / "reference")
+    assert main(["train", "--resume", str(root / "reference"), "--num-iterations", "4", "--no-progress",
+                 "--no-evaluate"]) == 0
+    return root
+
+
+def _copy(trained, tmp_path):
+    return shutil.copytree(trained / "run", tmp_path / "run")
+
+
+def _state(path):
+    return load_checkpoint(path, ("iteration", "policy", "rng", "best_return"))
+
+
+DAMAGES = {
+    "random bytes": lambda path: path.write_bytes(os.urandom(3000)),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[:500]),
+    "one flipped byte": lambda path: path.write_bytes(_flip(path.read_bytes())),
+    "crafted pickle": lambda path: path.write_bytes(pickle.dumps(_Evil())),
+    "negative iteration": lambda path: _rewrite(path, iteration=-5),
+    "string iteration": lambda path: _rewrite(path, iteration="3"),
+    "nan parameters": lambda path: _rewrite(path, policy={k: v * float("nan") for k, v in _state(path)["policy"].items()}),
+    "nan best return": lambda path: _rewrite(path, best_return=float("nan")),
+    "no random streams": lambda path: _rewrite(path, rng=[1, 2]),
+}
+
+
+RESUME_ONLY = ("nan best return", "no random streams")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/rlmaml-pwned",))
+
+
+def _flip(data: bytes) -> bytes:
+    middle = len(MAGIC) + 32 + (len(data) - len(MAGIC) - 32) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+
+
+def _rewrite(path, **changes):
+    save_checkpoint({**_state(path), **changes}, path)
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_checkpoint_is_one_line_for_evaluate_resume_and_branch(trained, tmp_path, capsys, damage):
+    run = _copy(trained, tmp_path)
+    DAMAGES[damage](run / "checkpoint.pt")
+    before = (run / "checkpoint.pt").read_bytes()
+    evaluate = ["evaluate", str(run), "--checkpoint", "final", "--num-traj", "2", "--num-tasks", "2",
+                "--out-dir", str(tmp_path / "e"), "--no-progress"]
+    if damage in RESUME_ONLY:  # evaluation reads the iteration and the policy only, and they are sound
+        assert main(evaluate) == 0
+    else:
+        assert "checkpoint.pt" in _one_line_error(capsys, evaluate)
+    for argv in (["train", "--resume", str(run), "--no-progress", "--no-evaluate"],
+                 ["train", "--branch", str(run), "--run-dir", str(tmp_path / "b"), "--no-progress", "--no-evaluate"]):
+        assert "checkpoint.pt" in _one_line_error(capsys, argv)
+    assert (run / "checkpoint.pt").read_bytes() == before and not (tmp_path / "b" / "config.json").exists()
+    assert not os.path.exists("/tmp/rlmaml-pwned")
+
+
+def test_a_damaged_checkpoint_resumes_from_a_snapshot_only_when_asked(trained, tmp_path, capsys):
+    run = _copy(trained, tmp_path)
+    DAMAGES["one flipped byte"](run / "checkpoint.pt")
+    assert "--resume-from N" in _one_line_error(capsys, ["train", "--resume", str(run), "--no-progress"])
+    assert "no snapshot of iteration 7" in _one_line_error(
+        capsys, ["train", "--resume", str(run), "--resume-from", "7", "--no-progress"])
+    assert main(["train", "--resume", str(run), "--resume-from", "2", "--num-iterations", "4", "--no-progress",
+                 "--no-evaluate"]) == 0
+    strip = lambda records: [{k: v for k, v in r.items() if not k.startswith("time_")} for r in records]  # noqa: E731
+    assert strip(read_metrics(run / "metrics.jsonl")) == strip(read_metrics(trained / "reference" / "metrics.jsonl"))
+    resumed, reference = _state(run / "checkpoint.pt"), _state(trained / "reference" / "checkpoint.pt")
+    assert all(torch.equal(resumed["policy"][k], reference["policy"][k]) for k in reference["policy"])
+
+
+def test_a_snapshot_of_an_earlier_release_is_refused_as_a_resume_point(trained, tmp_path, capsys):
+    run = _copy(trained, tmp_path)
+    state = _state(run / "snapshots" / "iteration-00002.pt")
+    torch.save({"iteration": 2, "policy": state["policy"]}, run / "snapshots" / "iteration-00002.pt")  # no header
+    assert "holds only the policy" in _one_line_error(
+        capsys, ["train", "--resume", str(run), "--resume-from", "2", "--no-progress"])
+    assert "goes with --resume" in _one_line_error(capsys, ["train", "--resume-from", "2"])
+
+
+@pytest.mark.parametrize("writes_before_full", [0, 4])  # 0: rewriting config.json; 4: the first write in training
+def test_a_full_disk_stops_with_the_resume_command_and_keeps_the_old_files(
+        trained, tmp_path, capsys, monkeypatch, writes_before_full):
+    run = _copy(trained, tmp_path)
+    before = (run / "checkpoint.pt").read_bytes()
+    fsyncs = []
+
+    def full(fd):
+        fsyncs.append(fd)
+        if len(fsyncs) > writes_before_full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(runs.os, "fsync", full)
+    err = _one_line_error(capsys, ["train", "--resume", str(run), "--num-iterations", "4", "--no-progress",
+                                   "--no-evaluate"])
+    assert "No space left on device" in err and f"rlmaml train --resume {run}" in err
+    assert ("Training stopped at iteration 3" in err) == (writes_before_full == 4)
+    monkeypatch.undo()
+    assert _state(run / "checkpoint.pt")["iteration"] in (3, 4)  # whole: the old one, or a complete new one
+    if writes_before_full == 0:
+        assert (run / "checkpoint.pt").read_bytes() == before
+    assert not list(run.glob(".*.tmp")) and not list((run / "snapshots").glob(".*.tmp"))
+
+
+def test_stale_temporary_files_are_removed_when_a_run_is_opened(trained, tmp_path):
+    run = _copy(trained, tmp_path)
+    stale = [run / ".checkpoint.pt.abc123.tmp", run / "snapshots" / ".iteration-00001.pt.x.tmp"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    (run / "keep.tmp").write_bytes(b"not ours")
+    assert main(["train", "--resume", str(run), "--num-iterations", "4", "--no-progress", "--no-evaluate"]) == 0
+    assert not any(path.exists() for path in stale) and (run / "keep.tmp").exists()
+
+
+def test_checkpoints_carry_a_checksum_and_earlier_ones_still_load(tmp_path):
+    state = {"iteration": 1, "policy": {"w": torch.ones(2)}}
+    save_checkpoint(state, tmp_path / "new.pt")
+    assert (tmp_path / "new.pt").read_bytes().startswith(MAGIC)
+    torch.save(state, tmp_path / "old.pt")  # as earlier releases wrote them
+    for path in (tmp_path / "new.pt", tmp_path / "old.pt"):
+        assert torch.equal(load_checkpoint(path)["policy"]["w"], torch.ones(2))
+    with pytest.raises(RunError, match="does not match its checksum"):
+        (tmp_path / "new.pt").write_bytes(_flip((tmp_path / "new.pt").read_bytes()))
+        load_checkpoint(tmp_path / "new.pt")

@@ -47,6 +47,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from rlmaml.checkpoints import load_checkpoint
     from rlmaml.evaluation import EvalSettings
     from rlmaml.trainer import Trainer
     from rlmaml.workers import RolloutWorkerError
@@ -99,12 +100,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"{config.task.env_id}: {what}, {config.num_iterations} iterations, {config.task.num_tasks} tasks "
                   f"x {config.task.num_traj} trajectories{steps}; run folder {run_dir}")
     run = trainer.run
-    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill checkpoints like Ctrl-C
     with trainer:  # its rollout workers and the run folder's lock are released before evaluating
         try:
             trainer.train(progress=not args.no_progress)
         except KeyboardInterrupt:
-            print(f"\nInterrupted at iteration {trainer.iteration}; checkpoint saved. "
+            saved = load_checkpoint(run.checkpoint)["iteration"]  # what is on disk, whatever happened
+            print(f"\nInterrupted; the checkpoint holds iteration {saved}. "
                   f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
             return 130
         except (RunWriteError, RolloutWorkerError) as error:
@@ -369,6 +370,7 @@ def run_command(args: argparse.Namespace) -> int:
     """Run the parsed subcommand; a user error is one line on stderr and exit status 2."""
     if args.command in ("train", "evaluate", "sweep"):
         keep_freed_memory()
+    signal.signal(signal.SIGTERM, _interrupt)  # a polite kill stops every command as Ctrl-C does
     try:
         return COMMANDS[args.command](args)
     except UserError as error:

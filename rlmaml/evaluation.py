@@ -16,6 +16,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from rlmaml.adaptation import InnerUpdate, sample_adaptation_batches
+from rlmaml.budget import batch_bytes, require_memory
 from rlmaml.checkpoints import load_checkpoint, restore_policy
 from rlmaml.config import (
     METHOD_LABELS,
@@ -32,7 +33,7 @@ from rlmaml.rollout import TaskEnvs
 from rlmaml.runs import RunDir, RunError, read_json
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng
-from rlmaml.tasks import Task, make_env
+from rlmaml.tasks import Task
 
 
 def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> list[float]:
@@ -279,7 +280,10 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
         for which in wanted[run]:
             existing_checkpoint(run, which)
         evaluation_inner_update(configs[run], settings, run.path)
-    make_env(first.task.env_id, **first.task.env_kwargs).close()  # an env that cannot be made fails before the bar shows
+    envs = TaskEnvs(first.task.env_id, first.task.horizon, first.task.env_kwargs)  # fails before the bar shows
+    require_memory(batch_bytes(len(tasks), settings.num_traj, envs.horizon, settings.num_steps + 1, envs.obs_dim,
+                               envs.act_dim, max((configs[run].policy.hidden_sizes for run in runs), key=sum)),
+                   f"evaluating {len(tasks)} tasks x {settings.num_traj} trajectories x {envs.horizon} steps")
     results = []
     with tqdm(total=sum(map(len, wanted.values())), desc="evaluating", unit="checkpoint",
               disable=not progress) as bar:

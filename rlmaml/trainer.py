@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+import signal
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterator
 
 from tqdm.auto import tqdm
 
 from rlmaml.adaptation import InnerUpdate, sample_adaptation_batches
+from rlmaml.budget import batch_bytes, require_memory
 from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, restore_policy, save_checkpoint
-from rlmaml.config import TrainConfig, load_config
+from rlmaml.config import ConfigError, TrainConfig, load_config
 from rlmaml.errors import UserError
 from rlmaml.meta import MetaBatch, MetaLearner
 from rlmaml.monitor import RunawayDetector, action_bound_share
@@ -53,6 +55,22 @@ def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, meta: MetaLearn
     return MetaBatch(batches[:-1], batches[-1])
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM inside the block (in the main thread; elsewhere signals do not reach
+    Python code anyway), restoring the handlers after."""
+    try:
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 DIVERGED_AFTER = 5
 """Consecutive meta-iterations with a non-finite surrogate loss (so no update) before training stops."""
 
@@ -71,6 +89,15 @@ class Trainer:
         self.config = config
         self.run = run
         self.sampler = TaskSampler.for_config(config)
+        task = config.task
+        try:
+            require_memory(batch_bytes(task.num_tasks, task.num_traj, self.sampler.horizon, len(config.inner_lrs) + 1,
+                                       self.sampler.obs_dim, self.sampler.act_dim, config.policy.hidden_sizes),
+                           f"training with {task.num_tasks} tasks x {task.num_traj} trajectories x "
+                           f"{self.sampler.horizon} steps")
+        except ConfigError:
+            self.sampler.close()
+            raise
         self.streams = RandomStreams.from_seed(config.seed)
         self.policy = make_policy(config.policy, self.sampler.obs_dim, self.sampler.act_dim,
                                   self.streams.policy_init_seed)
@@ -241,7 +268,8 @@ class Trainer:
                                 kl=f"{record['kl']:.4f}")
                 bar.update()
         except KeyboardInterrupt:
-            self._save(last_state)
+            with interrupts_deferred():  # a second Ctrl-C must not cut the checkpoint write short
+                self._save(last_state)
             raise
         finally:
             bar.close()

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from rlmaml import report
+from rlmaml.checkpoints import load_checkpoint
 from rlmaml.cli import main
 from rlmaml.config import ConfigError, from_dict
 from rlmaml.evaluation import checkpoint_label, evaluation_tasks, paired_differences, summarize
@@ -41,13 +42,13 @@ def test_baselines_train_without_inner_steps_and_random_not_at_all(runs):
     maml = read_metrics(RunDir(runs["maml"]).metrics)
     assert all(r["pre_return"] != r["post_return"] for r in maml)
     assert read_metrics(RunDir(runs["random"]).metrics) == []
-    assert torch.load(runs["random"] / "checkpoint.pt")["iteration"] == 0
+    assert load_checkpoint(runs["random"] / "checkpoint.pt")["iteration"] == 0
     assert from_dict({"method": "pretrained", "num_inner_steps": 2}).inner_lrs == ()
 
 
 def test_oracle_policy_observes_the_task_parameter(runs):
-    oracle = torch.load(runs["oracle"] / "checkpoint.pt")["policy"]
-    maml = torch.load(runs["maml"] / "checkpoint.pt")["policy"]
+    oracle = load_checkpoint(runs["oracle"] / "checkpoint.pt")["policy"]
+    maml = load_checkpoint(runs["maml"] / "checkpoint.pt")["policy"]
     assert oracle["weight0"].shape[0] == maml["weight0"].shape[0] + 2  # Navigation2D's goal (x, y)
 
 

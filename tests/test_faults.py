@@ -4,6 +4,10 @@ import errno
 import os
 import pickle
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -158,3 +162,63 @@ def test_checkpoints_carry_a_checksum_and_earlier_ones_still_load(tmp_path):
     with pytest.raises(RunError, match="does not match its checksum"):
         (tmp_path / "new.pt").write_bytes(_flip((tmp_path / "new.pt").read_bytes()))
         load_checkpoint(tmp_path / "new.pt")
+
+
+def test_a_second_ctrl_c_while_the_interrupt_checkpoint_is_written_does_not_cut_it_short(
+        tmp_path, capsys, monkeypatch):
+    from rlmaml import trainer as trainer_module
+
+    iterations = []
+    real_iteration, real_save = trainer_module.Trainer.train_iteration, trainer_module.save_checkpoint
+
+    def interrupted_on_the_third(self):
+        iterations.append(self.iteration)
+        if len(iterations) == 3:
+            raise KeyboardInterrupt
+        return real_iteration(self)
+
+    def save_while_interrupted(state, path):
+        if len(iterations) == 3 and path.name == "checkpoint.pt":
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C again during the write
+        real_save(state, path)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_iteration", interrupted_on_the_third)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save_while_interrupted)
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--num-iterations", "10", "--set", "run.checkpoint_every=5",
+                 "--run-dir", str(run)]) == 130
+    err = capsys.readouterr().err
+    assert "the checkpoint holds iteration 2" in err and load_checkpoint(run / "checkpoint.pt")["iteration"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored after the write
+
+
+@pytest.mark.slow
+def test_sigterm_stops_evaluate_with_one_line_and_no_empty_output_folder(trained, tmp_path):
+    out = tmp_path / "never"
+    process = subprocess.Popen([sys.executable, "-m", "rlmaml", "evaluate", str(trained / "run"), "--num-steps", "30",
+                                "--num-traj", "300", "--out-dir", str(out), "--no-progress"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not out.exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and err.strip().endswith("rlmaml: interrupted") and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--num-tasks", "1000000000"), ("--horizon", "1000000000"),
+                                         ("--num-traj", "1000000000")])
+def test_sizes_that_cannot_fit_in_memory_are_refused_before_anything_is_written(tmp_path, capsys, flag, value):
+    err = _one_line_error(capsys, ["train", flag, value, "--run-dir", str(tmp_path / "run")])
+    assert "would need at least" in err and "GiB of memory" in err and not (tmp_path / "run").exists()
+
+
+def test_an_evaluation_too_large_for_memory_is_refused_up_front(trained, tmp_path, capsys):
+    err = _one_line_error(capsys, ["evaluate", str(trained / "run"), "--num-traj", "1000000000",
+                                   "--out-dir", str(tmp_path / "e"), "--no-progress"])
+    assert "evaluating 4 tasks x 1000000000 trajectories" in err and not (tmp_path / "e").exists()

@@ -167,6 +167,7 @@ def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(tmp_path, signu
     # resume then drops that line (see the SIGKILL test).
     done = load_checkpoint(run / "checkpoint.pt")["iteration"]
     assert done >= 2 and len(read_metrics(run / "metrics.jsonl")) in (done, done + 1)
+    assert f"the checkpoint holds iteration {done}" in err
 
 
 def test_leaving_a_trainer_block_stops_its_rollout_workers(tmp_path):

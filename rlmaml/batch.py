@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
 from torch import Tensor
 
 
@@ -55,6 +56,13 @@ class Batch:
     def episode_lengths(self) -> Tensor:
         """Steps of each trajectory up to and including termination (the horizon if none) [N, M]."""
         return self.mask.sum(-1)
+
+    def finite_tasks(self) -> Tensor:
+        """Which tasks [N] (bool) have finite rewards and observations on every valid step."""
+        valid = self.mask > 0
+        rewards = torch.where(valid, self.rewards, torch.zeros_like(self.rewards)).isfinite().flatten(1).all(1)
+        observations = torch.where(valid.unsqueeze(-1), self.observations, torch.zeros_like(self.observations))
+        return rewards & observations.isfinite().flatten(1).all(1)
 
     def flat(self, name: str) -> Tensor:
         """A per-step field with trajectories and time merged: [N, M*T, ...]."""

@@ -122,6 +122,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                   f"{last['post_return']:.2f} after {len(trainer.config.inner_lrs)} step(s).")
         else:
             print(f"{done} return {last['pre_return']:.2f} ({trainer.config.method} trains without adaptation).")
+        dropped = [r.get("non_finite_tasks", 0) for r in records]
+        if any(dropped):
+            print(f"{sum(1 for count in dropped if count)} of {len(records)} meta-iterations dropped tasks whose "
+                  f"rewards or observations were not finite ({sum(dropped)} tasks in all; non_finite_tasks in "
+                  "metrics.jsonl): check the env", file=sys.stderr)
     if not args.no_evaluate:
         try:
             evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.task.num_traj),

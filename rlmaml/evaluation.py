@@ -30,10 +30,10 @@ from rlmaml.config import (
 )
 from rlmaml.policy import GaussianMLPPolicy, make_policy
 from rlmaml.rollout import TaskEnvs
-from rlmaml.runs import RunDir, RunError, read_json
+from rlmaml.runs import RunDir, RunError, json_text, read_json
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng
-from rlmaml.tasks import Task
+from rlmaml.tasks import Task, TaskProtocolError
 
 
 def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> list[float]:
@@ -231,6 +231,12 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
         restore_policy(policy, state, path)
         returns, success = adaptation_curves(policy, sampler, tasks, settings.num_traj, inner, config.advantages,
                                              generator, seed_rng)
+    broken = [i for i, ok in enumerate(torch.isfinite(returns).all(0).tolist()) if not ok]
+    if broken:
+        shown = ", ".join(f"task {i} {json_text(tasks[i])}" for i in broken[:3])
+        raise TaskProtocolError(f"{config.task.env_id} gave non-finite rewards for {len(broken)} of the {len(tasks)} "
+                                f"tasks evaluating {run.path} ({shown}{', ...' if len(broken) > 3 else ''}): "
+                                "check the env (`rlmaml check-env`)")
     if inner.lrs:
         inner.step_rule.check_can_move(returns[0])
     result = {"label": checkpoint_label(config, which, state["iteration"]), "method": config.method,

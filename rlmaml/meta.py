@@ -21,9 +21,16 @@ class MetaBatch:
     train: list[Batch]
     valid: Batch
 
-    def tasks(self, index: slice) -> "MetaBatch":
+    def tasks(self, index: slice | Tensor) -> "MetaBatch":
         """The meta-batch of the selected tasks."""
         return MetaBatch([batch.tasks(index) for batch in self.train], self.valid.tasks(index))
+
+    def finite_tasks(self) -> Tensor:
+        """Which tasks [N] (bool) have finite rewards and observations in every batch."""
+        finite = self.valid.finite_tasks()
+        for batch in self.train:
+            finite = finite & batch.finite_tasks()
+        return finite
 
 
 def likelihood_ratio(mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor], batch: Batch) -> Tensor:

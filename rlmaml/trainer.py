@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from rlmaml.runs import (
     RunDir,
     RunError,
     append_metrics,
+    json_text,
     lock_run,
     make_output_dir,
     read_metrics,
@@ -105,6 +107,7 @@ class Trainer:
         self.iteration = 0
         self.best_return = float("-inf")
         self.runaway = RunawayDetector()
+        self.non_finite: list[Task] = []  # the tasks the last iteration dropped for non-finite data
         self._lock: IO[bytes] | None = None  # held by create/resume: one writer per run folder
 
     def close(self) -> None:
@@ -195,6 +198,10 @@ class Trainer:
         save_checkpoint(state, self.run.checkpoint)
 
     def _diverged_message(self) -> str:
+        if len(self.non_finite) == self.config.task.num_tasks:
+            return (f"no task's rewards and observations were finite in the last {DIVERGED_AFTER} meta-iterations, "
+                    f"so no update could be taken: check the env {self.config.task.env_id} "
+                    "(`rlmaml check-env`)")
         cause = (f"With MAML that usually means the inner step diverges: lower inner.lr (now {self.config.inner.lr:g}) "
                  "in a new run. " if self.config.method == "maml" else "")
         return (f"the surrogate loss was not finite in the last {DIVERGED_AFTER} meta-iterations, so no update "
@@ -206,8 +213,15 @@ class Trainer:
         tasks = self.sampler.sample_tasks(self.config.task.num_tasks, self.streams.train_tasks)
         meta_batch = sample_meta_batch(self.config, self.sampler, self.meta, tasks, self.streams)
         sampled = time.perf_counter()
+        finite = meta_batch.finite_tasks()
+        self.non_finite = [task for task, ok in zip(tasks, finite.tolist()) if not ok]
+        if self.non_finite:  # dropped from this meta-batch: one broken task must not stop every update
+            meta_batch = meta_batch.tasks(finite.nonzero().flatten())
         before_update = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
-        stats = self.meta.step(meta_batch)
+        if meta_batch.valid.num_tasks:
+            stats = self.meta.step(meta_batch)
+        else:  # no task left: no update; counts toward stopping as a non-finite loss does
+            stats = {"loss_before": math.nan, "loss_after": math.nan, "kl": 0.0, "step_accepted": 0.0}
         done = time.perf_counter()
         before, after = (meta_batch.train or [meta_batch.valid])[0], meta_batch.valid  # baselines: no inner step
         record = {
@@ -216,6 +230,7 @@ class Trainer:
             "post_return": float(after.episode_returns().mean()),
             "pre_length": float(before.episode_lengths().mean()),
             "post_length": float(after.episode_lengths().mean()),
+            "non_finite_tasks": len(self.non_finite),
             "pre_action_bound_share": action_bound_share(before, self.sampler.envs.action_low,
                                                          self.sampler.envs.action_high),
             **({} if before.success is None or after.success is None else {
@@ -249,11 +264,16 @@ class Trainer:
                 if non_finite == DIVERGED_AFTER:
                     raise TrainingDiverged(self._diverged_message())
                 append_metrics(record, self.run.metrics)
+                if self.non_finite:
+                    shown = ", ".join(json_text(task) for task in self.non_finite[:3])
+                    bar.write(f"rlmaml: warning: iteration {record['iteration']}: dropped {len(self.non_finite)} of "
+                              f"{self.config.task.num_tasks} tasks whose rewards or observations were not finite "
+                              f"({shown}{', ...' if len(self.non_finite) > 3 else ''})", file=sys.stderr)
                 if record["runaway"] and not warned:
                     warned = True
                     bar.write(f"rlmaml: warning: iteration {record['iteration']}: the pre-update return fell to "
                               f"{record['pre_return']:.1f} while the adapted return holds: the pre-update policy "
-                              "is running away (docs/algorithms.md, Watching for a run-away)")
+                              "is running away (docs/algorithms.md, Watching for a run-away)", file=sys.stderr)
                 if board is not None:
                     board.log(record)
                 self.iteration += 1

@@ -119,6 +119,15 @@ class FaultyEnv(Target1DEnv):
         return super().step(action)
 
 
+class NanRewardEnv(Target1DEnv):
+    """Target1D whose reward is NaN for targets above 0.6 (a fifth of the tasks), as a simulator that
+    blows up on some tasks would give."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, float("nan") if self._target > 0.6 else reward, terminated, truncated, info
+
+
 BROKEN = {
     # id suffix: (env class, the check that must fail)
     "NoSetTask": (NoSetTaskEnv, "task protocol"),
@@ -134,5 +143,6 @@ BROKEN = {
 if "custom/Target1D-v0" not in gym.registry:
     gym.register("custom/Target1D-v0", entry_point=Target1DEnv, max_episode_steps=HORIZON)
     gym.register("custom/Faulty-v0", entry_point=FaultyEnv, max_episode_steps=HORIZON)
+    gym.register("custom/NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=HORIZON)
     for name, (cls, _) in BROKEN.items():
         gym.register(f"broken/{name}-v0", entry_point=cls, max_episode_steps=HORIZON)

@@ -1,6 +1,7 @@
 """Fault injection: every fault is one line on stderr and exit status 2, and loses nothing on disk."""
 
 import errno
+import math
 import os
 import pickle
 import shutil
@@ -8,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -222,3 +225,36 @@ def test_an_evaluation_too_large_for_memory_is_refused_up_front(trained, tmp_pat
     err = _one_line_error(capsys, ["evaluate", str(trained / "run"), "--num-traj", "1000000000",
                                    "--out-dir", str(tmp_path / "e"), "--no-progress"])
     assert "evaluating 4 tasks x 1000000000 trajectories" in err and not (tmp_path / "e").exists()
+
+
+@pytest.mark.parametrize("optimizer", ["trpo", "ppo"])
+def test_tasks_with_non_finite_rewards_are_dropped_named_and_counted(tmp_path, capsys, monkeypatch, optimizer):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    run = tmp_path / "run"
+    assert main(["train", "--env", "custom_family:custom/NanReward-v0", "--num-tasks", "10", "--num-traj", "4",
+                 "--hidden-sizes", "8", "--num-iterations", "6", "--num-eval-tasks", "10", "--meta-optimizer",
+                 optimizer, "--no-progress", "--no-evaluate", "--run-dir", str(run)]) == 0
+    records = read_metrics(run / "metrics.jsonl")
+    err = capsys.readouterr().err
+    assert any(r["non_finite_tasks"] for r in records) and "whose rewards or observations were not finite" in err
+    assert '{"target": 0.' in err  # the dropped tasks are named
+    with_nan = [r for r in records if r["non_finite_tasks"]]
+    assert all(r["step_accepted"] == 1.0 and math.isfinite(r["post_return"]) for r in with_nan)  # others still update
+    assert f"{len(with_nan)} of 6 meta-iterations dropped tasks" in err
+    evaluation_error = _one_line_error(capsys, ["evaluate", str(run), "--num-traj", "2", "--no-progress",
+                                                "--out-dir", str(tmp_path / "e")])
+    assert "gave non-finite rewards for" in evaluation_error and '{"target": 0.' in evaluation_error
+
+
+def test_iterations_whose_every_task_is_non_finite_stop_training(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    from custom_family import NanRewardEnv
+
+    monkeypatch.setattr(NanRewardEnv, "step", lambda self, action: (
+        np.zeros(1, dtype=np.float32), float("nan"), False, False, {}))
+    assert main(["train", "--env", "custom_family:custom/NanReward-v0", "--num-tasks", "3", "--num-traj", "2",
+                 "--hidden-sizes", "8", "--num-iterations", "20", "--no-progress", "--no-evaluate",
+                 "--run-dir", str(tmp_path / "run")]) == 2
+    *warnings, error = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 4 and all(line.startswith("rlmaml: warning: iteration") for line in warnings)
+    assert error.startswith("rlmaml: error: no task's rewards and observations were finite in the last 5")

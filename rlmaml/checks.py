@@ -216,6 +216,36 @@ def _check_batched(ctx: _Context) -> str:
     return f"batched_env matches the single envs ({len(singles)} sub-envs, {steps} steps)"
 
 
+def _check_episodes(ctx: _Context) -> str:
+    """Whole episodes of a few tasks with random actions: the observation keeps the space's shape at
+    every step (a failure), and observations and rewards are finite (a warning: training drops such
+    tasks, but a family that produces them is likely broken)."""
+    assert ctx.env is not None and ctx.family is not None and ctx.tasks
+    space = typing.cast(gym.spaces.Box, ctx.env.action_space)
+    shape = typing.cast(gym.spaces.Box, ctx.env.observation_space).shape
+    horizon = ctx.env.spec.max_episode_steps if ctx.env.spec is not None and ctx.env.spec.max_episode_steps else 200
+    rng = np.random.default_rng(ctx.seed)
+    steps, non_finite = 0, []
+    for task in ctx.tasks[:3]:
+        ctx.family.set_task(task)
+        obs, _ = ctx.env.reset(seed=ctx.seed)
+        for t in range(horizon):
+            if np.shape(obs) != shape:
+                raise CheckFailed(f"an observation has shape {list(np.shape(obs))} at step {t} of task "
+                                  f"{json.dumps(task)}; the observation space's is {list(shape)}")
+            action = np.clip(rng.uniform(-1, 1, size=space.shape), space.low, space.high).astype(space.dtype)
+            obs, reward, terminated, truncated, _ = ctx.env.step(action)
+            steps += 1
+            if not (np.isfinite(np.asarray(obs, dtype=np.float64)).all() and np.isfinite(float(reward))):
+                non_finite.append(f"step {t + 1} of task {json.dumps(task)}")
+            if terminated or truncated:
+                break
+    if non_finite:
+        raise CheckWarning(f"non-finite observations or rewards at {non_finite[0]} ({len(non_finite)} steps of "
+                           f"{steps}); training drops such tasks from its meta-batches")
+    return f"{steps} steps of {min(3, len(ctx.tasks))} tasks keep the observation shape, all values finite"
+
+
 def _check_features(ctx: _Context) -> str:
     assert ctx.family is not None and ctx.tasks
     if not callable(getattr(ctx.family, "task_features", None)):
@@ -235,6 +265,7 @@ CHECKS: list[tuple[str, Callable[[_Context], str], tuple[str, ...]]] = [
     ("sample_tasks", _check_sample_tasks, ("task protocol",)),
     ("JSON round trip", _check_json, ("sample_tasks",)),
     ("set_task matters", _check_task_matters, ("JSON round trip", "gymnasium checker", "spaces")),
+    ("episodes", _check_episodes, ("JSON round trip", "gymnasium checker", "spaces")),
     ("batched_env", _check_batched, ("JSON round trip", "gymnasium checker", "spaces")),
     ("task_features", _check_features, ("sample_tasks",)),
 ]

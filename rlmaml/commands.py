@@ -108,10 +108,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"\nInterrupted; the checkpoint holds iteration {saved}. "
                   f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
             return 130
-        except (RunWriteError, RolloutWorkerError) as error:
+        except UserError as error:  # a write, a worker, the env or a diverged loss: the run keeps its checkpoint
             stopped = (f"Training stopped at iteration {trainer.iteration}; the run keeps its last checkpoint. "
                        f"Once the cause is fixed, continue with: rlmaml train --resume {run.path}")
-            raise type(error)(f"{error}. {stopped}" if isinstance(error, RunWriteError) else f"{error}\n{stopped}"
+            raise type(error)(f"{error}\n{stopped}" if isinstance(error, RolloutWorkerError) else f"{error}. {stopped}"
                               ) from None
     records = read_metrics(run.metrics)
     if records:

@@ -9,6 +9,7 @@ With ``oracle=True`` the task family's ``task_features`` are appended to every o
 
 from __future__ import annotations
 
+import json
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 from rlmaml.policy import GaussianMLPPolicy, Params, standard_normal_log_prob
-from rlmaml.tasks import Task, checked_tasks, make_env, task_env, task_features
+from rlmaml.tasks import Task, TaskProtocolError, checked_tasks, env_name, make_env, task_env, task_features
 
 
 class _GymEnvs:
@@ -36,7 +37,11 @@ class _GymEnvs:
     def reset(self, seeds: Sequence[int]) -> np.ndarray:
         self._alive[:] = True
         self.success = None
-        self._last_obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.envs, seeds)])
+        first = [np.asarray(env.reset(seed=int(s))[0]) for env, s in zip(self.envs, seeds)]
+        if len({o.shape for o in first}) > 1:
+            raise TaskProtocolError(f"{env_name(self.envs[0])}: reset returned observations of shapes "
+                                    f"{sorted({o.shape for o in first})}; they must all have the space's shape")
+        self._last_obs = np.stack(first)
         return self._last_obs.copy()
 
     def step(self, actions: np.ndarray):
@@ -46,7 +51,12 @@ class _GymEnvs:
         terminated = np.zeros(self.num_envs, dtype=bool)
         truncated = np.zeros(self.num_envs, dtype=bool)
         for i in np.flatnonzero(self._alive):
-            obs[i], reward[i], terminated[i], truncated[i], info = self.envs[i].step(actions[i])
+            observation, reward[i], terminated[i], truncated[i], info = self.envs[i].step(actions[i])
+            if np.shape(observation) != obs.shape[1:]:
+                raise TaskProtocolError(f"{env_name(self.envs[i])}: step returned an observation of shape "
+                                        f"{list(np.shape(observation))} where it had {list(obs.shape[1:])}; the "
+                                        "observation space's shape must hold for every step")
+            obs[i] = observation
             if "success" in info:
                 if self.success is None:
                     self.success = np.zeros(self.num_envs, dtype=bool)
@@ -95,11 +105,13 @@ class TaskEnvs:
         spec_horizon = self.env.spec.max_episode_steps if self.env.spec is not None else None
         horizon = horizon if horizon is not None else spec_horizon
         if horizon is None:
-            raise ValueError(f"{env_id} has no max_episode_steps; give a horizon")
+            raise TaskProtocolError(f"{env_id} is registered without max_episode_steps: register it with one, or "
+                                    "give the horizon (--horizon)")
         self.horizon: int = horizon
         obs_space, act_space = self.env.observation_space, self.env.action_space
         if not isinstance(act_space, gym.spaces.Box) or not isinstance(obs_space, gym.spaces.Box):
-            raise TypeError(f"{env_id}: rlmaml needs Box observation and action spaces")
+            raise TaskProtocolError(f"{env_id} has {type(obs_space).__name__} observations and "
+                                    f"{type(act_space).__name__} actions; rlmaml's Gaussian policy needs Box spaces")
         self.obs_dim = int(np.prod(obs_space.shape))
         self.act_dim = int(np.prod(act_space.shape))
         self.action_low = np.asarray(act_space.low, dtype=np.float64).reshape(-1)
@@ -116,20 +128,35 @@ class TaskEnvs:
     def vector_env(self, tasks: Sequence[Task], num_traj: int) -> Any:
         """A vectorised env of ``len(tasks) * num_traj`` sub-envs, sub-env i on task i // num_traj."""
         env: Any
-        if callable(getattr(self.family, "batched_env", None)):
-            env = self.family.batched_env(tasks, num_traj)  # type: ignore[attr-defined]
-        else:
-            num_envs = len(tasks) * num_traj
-            while len(self._gym_envs) < num_envs:
-                self._gym_envs.append(make_env(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs))
-            envs = self._gym_envs[:num_envs]
-            for i, sub_env in enumerate(envs):
-                sub_env.unwrapped.set_task(tasks[i // num_traj])  # type: ignore[attr-defined]
-            env = _GymEnvs(envs)
+        try:
+            if callable(getattr(self.family, "batched_env", None)):
+                env = self.family.batched_env(tasks, num_traj)  # type: ignore[attr-defined]
+            else:
+                num_envs = len(tasks) * num_traj
+                while len(self._gym_envs) < num_envs:
+                    self._gym_envs.append(make_env(self.env_id, max_episode_steps=self.horizon, **self.env_kwargs))
+                envs = self._gym_envs[:num_envs]
+                for i, sub_env in enumerate(envs):
+                    sub_env.unwrapped.set_task(tasks[i // num_traj])  # type: ignore[attr-defined]
+                env = _GymEnvs(envs)
+        except (KeyError, TypeError, ValueError, IndexError) as error:  # a task the family cannot take
+            shown = ", ".join(json.dumps(task) for task in tasks[:2])
+            raise TaskProtocolError(f"{self.env_id} cannot set its tasks ({shown}{', ...' if len(tasks) > 2 else ''}): "
+                                    f"{type(error).__name__}: {error}; were they changed (test_tasks.json)?") from None
         if self.oracle:
             features = np.repeat(task_features(self.family, tasks, self.env_id), num_traj, axis=0)
             env = _WithTaskFeatures(env, features)
         return env
+
+
+def _observations(values: Any, num_envs: int, obs_dim: int, when: str) -> np.ndarray:
+    """The sub-envs' observations as float32 [E, obs_dim]; ``TaskProtocolError`` if their shape is not
+    the observation space's (an env whose observations change shape mid-episode)."""
+    array = np.asarray(values, dtype=np.float32)
+    if array.size != num_envs * obs_dim:
+        raise TaskProtocolError(f"the env's observations at {when} have shape {list(array.shape)} for {num_envs} "
+                                f"sub-envs; its observation space holds {obs_dim} values each")
+    return array.reshape(num_envs, obs_dim)
 
 
 def roll_out(env: Any, policy: GaussianMLPPolicy, params: Params, noise: Tensor, seeds: np.ndarray,
@@ -155,9 +182,9 @@ def roll_out(env: Any, policy: GaussianMLPPolicy, params: Params, noise: Tensor,
     log_probs = torch.zeros(num_tasks, num_traj, horizon, dtype=noise.dtype)
     alive = np.ones(num_envs, dtype=bool)
     succeeded: np.ndarray | None = None  # [E], once the env reports success
-    current = np.asarray(env.reset(seeds), dtype=np.float32)
+    current = _observations(env.reset(seeds), num_envs, obs_dim, "reset")
     for t in range(horizon):
-        obs[:, t] = current.reshape(num_envs, obs_dim)
+        obs[:, t] = current
         mean, log_std = policy.distribution(params, torch.from_numpy(obs[:, t]).to(noise.dtype)
                                             .view(num_tasks, num_traj, -1))
         action = mean + torch.exp(log_std) * noise[t]
@@ -173,6 +200,6 @@ def roll_out(env: Any, policy: GaussianMLPPolicy, params: Params, noise: Tensor,
         alive &= ~(np.asarray(terminated) | np.asarray(truncated))
         if not alive.any():
             break
-        current = np.asarray(next_obs, dtype=np.float32)
+        current = _observations(next_obs, num_envs, obs_dim, f"step {t + 1}")
     return {"observations": obs, "actions": actions, "rewards": rewards, "mask": mask, "log_probs": log_probs,
             "success": succeeded}

@@ -18,6 +18,7 @@ Optionally it implements:
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any, Protocol, Sequence, runtime_checkable
 
@@ -81,6 +82,9 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
     from rlmaml.plugins import load_plugins  # here, not at import time: plugins import rlmaml
 
     load_plugins()
+    module, sep, _ = env_id.partition(":")
+    if sep:
+        _import_env_module(module, env_id)
     try:
         return gym.make(env_id, **kwargs)
     except ModuleNotFoundError as error:
@@ -106,8 +110,29 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         raise
     except ValueError as error:
         if not kwargs:
-            raise
+            raise EnvMakeError(f"making {env_id} raised ValueError: {_first_line(error)}") from None
         raise EnvKwargsError(f"{env_id} rejects env_kwargs {kwargs}: {error}") from None
+    except Exception as error:  # the env's own constructor (or its module) failed: name it in one line
+        raise EnvMakeError(f"making {env_id} raised {type(error).__name__}: {_first_line(error)}") from None
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
+
+
+def _import_env_module(module: str, env_id: str) -> None:
+    """Import the module of a ``module:id`` env, turning its failures into one-line ``EnvMakeError``s
+    (a missing module is left to the caller's message, which says how to make it importable)."""
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        return  # gym.make raises it again, and make_env explains it
+    except SyntaxError as error:
+        raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: syntax error in "
+                           f"{error.filename}, line {error.lineno}: {error.msg}") from None
+    except Exception as error:
+        raise EnvMakeError(f"importing module {module!r} for env {env_id!r} raised {type(error).__name__}: "
+                           f"{_first_line(error)}") from None
 
 
 def env_name(env: gym.Env) -> str:

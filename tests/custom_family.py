@@ -128,6 +128,27 @@ class NanRewardEnv(Target1DEnv):
         return obs, float("nan") if self._target > 0.6 else reward, terminated, truncated, info
 
 
+class GrowingObsEnv(Target1DEnv):
+    """Target1D whose observation grows to two values from the fourth step of every episode on."""
+
+    def reset(self, *, seed=None, options=None):
+        self._steps = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self._steps += 1
+        return (np.zeros(2, dtype=np.float32) if self._steps > 3 else obs), reward, terminated, truncated, info
+
+
+class InfObsEnv(Target1DEnv):
+    """Target1D whose observations are infinite after the first step."""
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = super().step(action)
+        return np.array([np.inf], dtype=np.float32), reward, terminated, truncated, info
+
+
 BROKEN = {
     # id suffix: (env class, the check that must fail)
     "NoSetTask": (NoSetTaskEnv, "task protocol"),
@@ -144,5 +165,8 @@ if "custom/Target1D-v0" not in gym.registry:
     gym.register("custom/Target1D-v0", entry_point=Target1DEnv, max_episode_steps=HORIZON)
     gym.register("custom/Faulty-v0", entry_point=FaultyEnv, max_episode_steps=HORIZON)
     gym.register("custom/NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=HORIZON)
+    gym.register("custom/GrowingObs-v0", entry_point=GrowingObsEnv, max_episode_steps=HORIZON)
+    gym.register("custom/InfObs-v0", entry_point=InfObsEnv, max_episode_steps=HORIZON)
+    gym.register("custom/NoHorizon-v0", entry_point=Target1DEnv)
     for name, (cls, _) in BROKEN.items():
         gym.register(f"broken/{name}-v0", entry_point=cls, max_episode_steps=HORIZON)

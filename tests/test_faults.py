@@ -1,6 +1,7 @@
 """Fault injection: every fault is one line on stderr and exit status 2, and loses nothing on disk."""
 
 import errno
+import json
 import math
 import os
 import pickle
@@ -258,3 +259,47 @@ def test_iterations_whose_every_task_is_non_finite_stop_training(tmp_path, capsy
     *warnings, error = capsys.readouterr().err.strip().splitlines()
     assert len(warnings) == 4 and all(line.startswith("rlmaml: warning: iteration") for line in warnings)
     assert error.startswith("rlmaml: error: no task's rewards and observations were finite in the last 5")
+
+
+ENV_TRAIN = ["--num-iterations", "1", "--num-tasks", "2", "--num-traj", "2", "--hidden-sizes", "8", "--no-progress",
+             "--no-evaluate"]
+
+
+@pytest.mark.parametrize("source, words", [
+    ("raise RuntimeError('this module is broken')\n", "raised RuntimeError: this module is broken"),
+    ("def broken(:\n    pass\n", "syntax error in"),
+])
+def test_a_module_env_that_fails_to_import_is_one_line(tmp_path, capsys, monkeypatch, source, words):
+    (tmp_path / "mymod.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    err = _one_line_error(capsys, ["train", "--env", "mymod:mine/X-v0", *ENV_TRAIN, "--run-dir", str(tmp_path / "r")])
+    assert "mymod" in err and words in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("env_id, words", [
+    ("custom_family:broken/DiscreteActions-v0", "has Box observations and Discrete actions"),
+    ("custom_family:custom/NoHorizon-v0", "registered without max_episode_steps"),
+    ("custom_family:custom/GrowingObs-v0", "step returned an observation of shape [2] where it had [1]"),
+])
+def test_envs_that_break_the_protocol_are_one_line_naming_the_env(tmp_path, capsys, monkeypatch, env_id, words):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    err = _one_line_error(capsys, ["train", "--env", env_id, *ENV_TRAIN, "--run-dir", str(tmp_path / "r")])
+    assert words in err
+    if (tmp_path / "r" / "config.json").exists():  # the fault showed while training: the run can go on
+        assert f"rlmaml train --resume {tmp_path / 'r'}" in err
+
+
+def test_check_env_fails_a_changing_shape_and_warns_of_infinite_observations(capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    assert main(["check-env", "custom_family:custom/GrowingObs-v0"]) == 1
+    assert "FAIL  episodes" in capsys.readouterr().out
+    assert main(["check-env", "custom_family:custom/InfObs-v0"]) == 0
+    assert "WARN  episodes           non-finite observations or rewards" in capsys.readouterr().out
+
+
+def test_a_tampered_test_tasks_file_is_one_line(trained, tmp_path, capsys):
+    run = _copy(trained, tmp_path)
+    (run / "test_tasks.json").write_text(json.dumps({"seed": 0, "stream": "test_tasks", "tasks": [{"wrong": 1}]}))
+    err = _one_line_error(capsys, ["evaluate", str(run), "--num-traj", "2", "--no-progress",
+                                   "--out-dir", str(tmp_path / "e")])
+    assert "cannot set its tasks ({\"wrong\": 1})" in err and "test_tasks.json" in err

@@ -152,9 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.append(str(Path.cwd()))  # module:id envs import from the current folder, as with python -m
     args = build_parser().parse_args(argv)
+    # A module:id env named on the command line of a new run (or check-env) may come from the current
+    # folder, as with python -m; one named by a run folder's config.json (evaluate, --resume, --branch)
+    # may not: a run folder is data, and must not run code from wherever it is opened.
+    named_here = args.command == "check-env" or (args.command == "train" and args.resume is None
+                                                 and args.branch is None)
+    if named_here and "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.append(str(Path.cwd()))
+    from rlmaml.tasks import set_working_directory_imports
+
+    set_working_directory_imports(named_here)
     try:
         from rlmaml.commands import run_command  # torch loads here, in seconds: after --help and usage errors
 

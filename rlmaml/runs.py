@@ -155,10 +155,25 @@ def _cannot_write(path: Path, error: OSError) -> RunWriteError:
     return RunWriteError(f"cannot write {path}: {error.strerror or error}")
 
 
+WRITTEN = (".lock", "config.json", "metrics.jsonl", "checkpoint.pt", "best.pt", "test_tasks.json", "branch.json",
+           "snapshots", "tensorboard", "evaluation.json", "evaluation.csv", "evaluation.png", PREVIOUS_EVALUATIONS)
+"""What rlmaml writes inside a run folder."""
+
+
+def refuse_links(run: RunDir) -> None:
+    """``RunError`` if anything rlmaml writes in the run folder is a symbolic link: a write must never
+    follow one out of the folder."""
+    for name in WRITTEN:
+        if (run.path / name).is_symlink():
+            raise RunError(f"{run.path / name} is a symbolic link; rlmaml does not write through links (they can "
+                           "lead out of the run folder): replace it with a real file or folder")
+
+
 def lock_run(run: RunDir) -> IO[bytes] | None:
     """Take the run folder's exclusive lock (``.lock``, released when the returned file is closed or
     the process dies, even by ``kill -9``); ``RunError`` if another process holds it. No lock
     (``None``) where the platform lacks ``fcntl`` (Windows) or the file system lacks locks."""
+    refuse_links(run)
     if fcntl is None:
         return None
     try:

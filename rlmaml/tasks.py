@@ -20,7 +20,11 @@ from __future__ import annotations
 
 import importlib
 import json
-from typing import Any, Protocol, Sequence, runtime_checkable
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -87,14 +91,9 @@ def make_env(env_id: str, **kwargs: Any) -> gym.Env:
         _import_env_module(module, env_id)
     try:
         return gym.make(env_id, **kwargs)
-    except ModuleNotFoundError as error:
-        module = env_id.partition(":")[0]
-        missing = getattr(error.__cause__, "name", None) or error.name or module  # Gymnasium re-raises without it
-        hint = (f"; a module:id env is imported from the current folder or the Python path: run from the folder "
-                f"that holds {module}.py, add that folder to PYTHONPATH, or install it (see docs/custom-tasks.md)"
-                if missing == module.split(".")[0] else "")
-        raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: no module named {missing!r}{hint}"
-                           ) from None
+    except ModuleNotFoundError as error:  # a registered id whose entry point's module is missing
+        missing = getattr(error.__cause__, "name", None) or error.name  # Gymnasium re-raises without it
+        raise EnvMakeError(f"cannot make {env_id!r}: no module named {missing!r}") from None
     except gym.error.DependencyNotInstalled as error:
         raise EnvMakeError(f"{env_id} needs a dependency that is not installed ({error}); for rlmaml's "
                            f'MuJoCo families: pip install "rlmaml[mujoco]"') from None
@@ -120,13 +119,49 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [""])[0][:300]
 
 
-def _import_env_module(module: str, env_id: str) -> None:
-    """Import the module of a ``module:id`` env, turning its failures into one-line ``EnvMakeError``s
-    (a missing module is left to the caller's message, which says how to make it importable)."""
+_working_directory_imports = True
+
+
+def set_working_directory_imports(allowed: bool) -> None:
+    """Whether a ``module:id`` env may be imported from the working directory (the command line allows
+    it for an env named on it, and forbids it for one named by a run folder's config.json)."""
+    global _working_directory_imports
+    _working_directory_imports = allowed
+
+
+@contextmanager
+def _import_path() -> Iterator[None]:
+    """``sys.path`` without the working directory while its imports are forbidden."""
+    if _working_directory_imports:
+        yield
+        return
+    saved = sys.path[:]
+    sys.path[:] = [entry for entry in saved if entry not in ("", ".", os.getcwd())]
     try:
-        importlib.import_module(module)
-    except ModuleNotFoundError:
-        return  # gym.make raises it again, and make_env explains it
+        yield
+    finally:
+        sys.path[:] = saved
+
+
+def _import_env_module(module: str, env_id: str) -> None:
+    """Import the module of a ``module:id`` env, turning its failures into one-line ``EnvMakeError``s."""
+    try:
+        with _import_path():
+            importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        top = module.split(".")[0]
+        if error.name not in (top, module):  # the module imports something that is missing
+            raise EnvMakeError(f"importing module {module!r} for env {env_id!r} failed: no module named "
+                               f"{error.name!r}") from None
+        here = Path.cwd()
+        if not _working_directory_imports and ((here / f"{top}.py").is_file() or (here / top).is_dir()):
+            raise EnvMakeError(f"module {module!r} for env {env_id!r} is in the working directory, from which "
+                               "rlmaml does not import a module that a run folder's config.json names (a run "
+                               "folder is data); to trust it, set PYTHONPATH to that folder or install it") from None
+        raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: no module named {top!r}; a "
+                           "module:id env is imported from the Python path (and, for an env named on the command "
+                           "line of a new run, from the current folder): set PYTHONPATH to the folder that holds "
+                           f"{top}.py or install it (see docs/custom-tasks.md)") from None
     except SyntaxError as error:
         raise EnvMakeError(f"cannot import module {module!r} for env {env_id!r}: syntax error in "
                            f"{error.filename}, line {error.lineno}: {error.msg}") from None

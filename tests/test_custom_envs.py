@@ -172,7 +172,6 @@ def test_a_run_whose_env_module_is_gone_is_a_one_line_error(capsys, tmp_path, mo
         capsys.readouterr()
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
-        assert err == ("rlmaml: error: cannot import module 'custom_family' for env "
-                       "'custom_family:custom/Target1D-v0': no module named 'custom_family'; a module:id env is "
-                       "imported from the current folder or the Python path: run from the folder that holds "
-                       "custom_family.py, add that folder to PYTHONPATH, or install it (see docs/custom-tasks.md)")
+        assert err.startswith("rlmaml: error: cannot import module 'custom_family' for env "
+                              "'custom_family:custom/Target1D-v0': no module named 'custom_family'; ")
+        assert "set PYTHONPATH to the folder that holds custom_family.py or install it" in err

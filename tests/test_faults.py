@@ -303,3 +303,36 @@ def test_a_tampered_test_tasks_file_is_one_line(trained, tmp_path, capsys):
     err = _one_line_error(capsys, ["evaluate", str(run), "--num-traj", "2", "--no-progress",
                                    "--out-dir", str(tmp_path / "e")])
     assert "cannot set its tasks ({\"wrong\": 1})" in err and "test_tasks.json" in err
+
+
+@pytest.mark.parametrize("name", [".lock", "snapshots", "checkpoint.pt"])
+def test_a_run_folder_whose_files_are_links_is_refused(trained, tmp_path, capsys, name):
+    run = _copy(trained, tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = run / name
+    if target.is_dir():
+        shutil.move(target, outside / name)
+    elif target.exists():
+        shutil.move(target, outside / name)
+    target.symlink_to(outside / name, target_is_directory=name == "snapshots")
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in outside.rglob("*"))
+    err = _one_line_error(capsys, ["train", "--resume", str(run), "--num-iterations", "4", "--no-progress",
+                                   "--no-evaluate"])
+    assert f"{target} is a symbolic link" in err
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in outside.rglob("*")) == before  # nothing written outside
+
+
+def test_a_run_folders_config_does_not_import_a_module_from_the_working_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    run = tmp_path / "run"
+    assert main(["train", "--env", "custom_family:custom/Target1D-v0", *ENV_TRAIN, "--run-dir", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    config["task"]["env_id"] = "planted:evil/X-v0"  # a downloaded run folder naming a module of the folder you stand in
+    (run / "config.json").write_text(json.dumps(config))
+    (tmp_path / "planted.py").write_text("open(__file__ + '.ran', 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    for argv in (["evaluate", str(run), "--no-progress"], ["train", "--resume", str(run), "--no-progress"]):
+        err = _one_line_error(capsys, argv)
+        assert "is in the working directory, from which rlmaml does not import" in err
+    assert not (tmp_path / "planted.py.ran").exists()

@@ -50,7 +50,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rlmaml.checkpoints import load_checkpoint
     from rlmaml.evaluation import EvalSettings
     from rlmaml.trainer import Trainer
-    from rlmaml.workers import RolloutWorkerError
 
     overrides = config_overrides(args)
     if args.resume_from is not None and args.resume is None:
@@ -111,8 +110,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         except UserError as error:  # a write, a worker, the env or a diverged loss: the run keeps its checkpoint
             stopped = (f"Training stopped at iteration {trainer.iteration}; the run keeps its last checkpoint. "
                        f"Once the cause is fixed, continue with: rlmaml train --resume {run.path}")
-            raise type(error)(f"{error}\n{stopped}" if isinstance(error, RolloutWorkerError) else f"{error}. {stopped}"
-                              ) from None
+            multi_line = "\n" in str(error)  # a worker's traceback: the hint goes on a line of its own
+            raise type(error)(f"{error}\n{stopped}" if multi_line else f"{error}. {stopped}") from None
     records = read_metrics(run.metrics)
     if records:
         last = records[-1]

@@ -46,6 +46,8 @@ def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], horizon: in
             with torch.no_grad():
                 result = roll_out(envs.vector_env(tasks, num_traj), policy, params, noise, seeds, envs.obs_dim)
             conn.send(("ok", result))
+        except UserError as error:  # the env broke the protocol: its one-line message says what
+            conn.send(("user-error", str(error)))
         except Exception:  # reported to the training process, which raises it
             conn.send(("error", traceback.format_exc()))
 
@@ -103,6 +105,8 @@ class RolloutWorkers:
         # every reply is read before raising, so no pipe keeps a stale one for the next rollout
         replies = [self._receive(number, conn) for number, conn in enumerate(used)]
         for number, (status, payload) in enumerate(replies):
+            if status == "user-error":
+                raise RolloutWorkerError(f"rollout worker {number}: {payload}")
             if status != "ok":
                 raise RolloutWorkerError(f"rollout worker {number} failed while sampling {self._env_id}; "
                                          f"its traceback:\n{payload}")

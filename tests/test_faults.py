@@ -336,3 +336,11 @@ def test_a_run_folders_config_does_not_import_a_module_from_the_working_director
         err = _one_line_error(capsys, argv)
         assert "is in the working directory, from which rlmaml does not import" in err
     assert not (tmp_path / "planted.py.ran").exists()
+
+
+def test_a_protocol_fault_inside_a_rollout_worker_is_one_line_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    err = _one_line_error(capsys, ["train", "--env", "custom_family:custom/GrowingObs-v0", *ENV_TRAIN,
+                                   "--num-workers", "2", "--run-dir", str(tmp_path / "r")])
+    assert err.startswith("rlmaml: error: rollout worker 0: ") and "observation of shape [2]" in err
+    assert f"rlmaml train --resume {tmp_path / 'r'}" in err

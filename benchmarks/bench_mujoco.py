@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -114,7 +115,7 @@ def main() -> None:
     sync = sync_vector_rate(args.env, args.env_kwargs, args.repeats)
     print(f"  gymnasium SyncVectorEnv:        {sync:9.0f} steps/s", flush=True)
     print(f"  workers / SyncVectorEnv:        {ours / sync:9.2f}x")
-    record = {"benchmark": "mujoco", "command": "python benchmarks/bench_mujoco.py " + " ".join(sys.argv[1:]),
+    record = {"benchmark": "mujoco", "command": "python benchmarks/bench_mujoco.py " + shlex.join(sys.argv[1:]),
               "machine": machine(),
               "env_id": args.env, "env_kwargs": args.env_kwargs, "envs": NUM_TASKS * NUM_TRAJ, "horizon": HORIZON,
               "steps_per_second": {"rollout_workers": ours, "batched_in_process": in_process,

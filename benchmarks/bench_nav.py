@@ -10,6 +10,7 @@ import argparse
 import json
 import platform
 import resource
+import shlex
 import statistics
 import sys
 import tempfile
@@ -76,7 +77,7 @@ def main() -> None:
     print(f"rollout throughput (one batched rollout, policy in the loop): {steps_per_second:,.0f} env steps/s")
     print(f"peak resident memory: {peak_mib:.0f} MiB")
     if args.json is not None:
-        record = {"benchmark": "nav", "command": "python benchmarks/bench_nav.py " + " ".join(sys.argv[1:]),
+        record = {"benchmark": "nav", "command": "python benchmarks/bench_nav.py " + shlex.join(sys.argv[1:]),
                   "machine": {**machine(), "rlmaml": rlmaml.__version__}, "preset": args.preset, "overrides": overrides,
                   "timed_iterations": len(timed), "seconds_per_iteration": median["time_total"],
                   "seconds_sampling": median["time_sampling"], "seconds_update": median["time_update"],

@@ -199,8 +199,8 @@ def test_a_second_ctrl_c_while_the_interrupt_checkpoint_is_written_does_not_cut_
 @pytest.mark.slow
 def test_sigterm_stops_evaluate_with_one_line_and_no_empty_output_folder(trained, tmp_path):
     out = tmp_path / "never"
-    process = subprocess.Popen([sys.executable, "-m", "rlmaml", "evaluate", str(trained / "run"), "--num-steps", "30",
-                                "--num-traj", "300", "--out-dir", str(out), "--no-progress"],
+    process = subprocess.Popen([sys.executable, "-m", "rlmaml", "evaluate", str(trained / "run"), "--num-steps", "300",
+                                "--num-traj", "1000", "--out-dir", str(out), "--no-progress"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 60

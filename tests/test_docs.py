@@ -19,7 +19,7 @@ def test_readme_starts_with_the_two_fresh_machine_commands():
     assert first_block[1] in ci
 
 
-def test_the_generated_configuration_reference_is_up_to_date():
+def test_the_generated_docs_and_readme_table_are_up_to_date():
     result = subprocess.run([sys.executable, str(REPO_ROOT / "docs" / "generate.py"), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

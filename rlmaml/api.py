@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from rlmaml.config import PRESETS, ConfigError, TrainConfig, build, load_config, normalized, read_config_file
 from rlmaml.registry import register_families
-from rlmaml.runs import RunDir, read_json, read_metrics
+from rlmaml.runs import RunDir, read_metrics, read_test_tasks
 
 if TYPE_CHECKING:
     from rlmaml.policy import GaussianMLPPolicy
@@ -73,7 +73,7 @@ def load_run(run_dir: str | Path) -> Run:
     """Read a run folder (of this release or an earlier one)."""
     run = RunDir(Path(run_dir))
     run.require("config", "test_tasks", "checkpoint")
-    return Run(run.path, load_config(run.config), read_metrics(run.metrics), read_json(run.test_tasks)["tasks"])
+    return Run(run.path, load_config(run.config), read_metrics(run.metrics), read_test_tasks(run))
 
 
 def evaluate(run_dirs: Sequence[str | Path], checkpoints: Sequence[str] = ("final",), num_steps: int = 3,

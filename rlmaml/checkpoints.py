@@ -61,6 +61,11 @@ def load_checkpoint(path: Path, keys: tuple[str, ...] = ("iteration", "policy"))
     """Load a checkpoint written by :func:`save_checkpoint` that holds ``keys``, after checking its
     checksum, that it unpickles with ``weights_only=True`` (nothing in it runs code), and that its
     iteration is a non-negative integer and its parameters are finite tensors."""
+    return check_state(_unpickled(path), keys, path)
+
+
+def _unpickled(path: Path) -> Any:
+    """The object pickled in the checkpoint at ``path`` (tensors and plain containers only)."""
     payload = _payload(path)
     try:
         state = torch.load(io.BytesIO(payload), weights_only=True)
@@ -70,6 +75,12 @@ def load_checkpoint(path: Path, keys: tuple[str, ...] = ("iteration", "policy"))
     except Exception as error:  # torch raises many kinds here, all meaning "not a checkpoint we wrote"
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise _damaged(path, f"cannot be read as a checkpoint ({type(error).__name__}: {first})") from None
+    return state
+
+
+def check_state(state: Any, keys: tuple[str, ...], path: Path) -> dict[str, Any]:
+    """``state`` (read from ``path``) if it is a checkpoint holding ``keys`` whose values are sound;
+    ``RunError`` naming the file otherwise."""
     if not isinstance(state, dict) or not set(keys) <= set(state):
         raise _damaged(path, f"is not a checkpoint with {', '.join(keys)}")
     iteration = state["iteration"]

@@ -158,6 +158,11 @@ def _check_json(ctx: _Context) -> str:
     return "tasks survive JSON (the run folder's test_tasks.json) and set_task -> get_task"
 
 
+def _random_action(space: gym.spaces.Box, rng: np.random.Generator) -> np.ndarray:
+    """An action uniform in [-1, 1] per dimension, clipped to the action box, in its dtype."""
+    return np.clip(rng.uniform(-1, 1, size=space.shape), space.low, space.high).astype(space.dtype)
+
+
 def _trace(ctx: _Context, task: Task, steps: int) -> str:
     """Observations and rewards of ``steps`` steps of ``task`` with a fixed seed and fixed actions."""
     assert ctx.env is not None and ctx.family is not None
@@ -167,8 +172,7 @@ def _trace(ctx: _Context, task: Task, steps: int) -> str:
     rng = np.random.default_rng(ctx.seed)
     trace = [obs]
     for _ in range(steps):
-        action = np.clip(rng.uniform(-1, 1, size=space.shape), space.low, space.high).astype(space.dtype)
-        obs, reward, terminated, truncated, _ = ctx.env.step(action)
+        obs, reward, terminated, truncated, _ = ctx.env.step(_random_action(space, rng))
         trace.append((obs, reward))
         if terminated or truncated:
             break
@@ -233,8 +237,7 @@ def _check_episodes(ctx: _Context) -> str:
             if np.shape(obs) != shape:
                 raise CheckFailed(f"an observation has shape {list(np.shape(obs))} at step {t} of task "
                                   f"{json.dumps(task)}; the observation space's is {list(shape)}")
-            action = np.clip(rng.uniform(-1, 1, size=space.shape), space.low, space.high).astype(space.dtype)
-            obs, reward, terminated, truncated, _ = ctx.env.step(action)
+            obs, reward, terminated, truncated, _ = ctx.env.step(_random_action(space, rng))
             steps += 1
             if not (np.isfinite(np.asarray(obs, dtype=np.float64)).all() and np.isfinite(float(reward))):
                 non_finite.append(f"step {t + 1} of task {json.dumps(task)}")

@@ -30,7 +30,7 @@ from rlmaml.config import (
 )
 from rlmaml.policy import GaussianMLPPolicy, make_policy
 from rlmaml.rollout import TaskEnvs
-from rlmaml.runs import RunDir, RunError, json_text, read_json
+from rlmaml.runs import RunDir, RunError, json_text, read_test_tasks
 from rlmaml.sampling import TaskSampler
 from rlmaml.seeding import evaluation_streams, validation_task_rng
 from rlmaml.tasks import Task, TaskProtocolError
@@ -114,17 +114,15 @@ class EvalSettings:
     def __post_init__(self) -> None:
         if self.num_steps < 0 or self.num_traj < 1:
             raise ConfigError("--num-steps must be >= 0 and --num-traj >= 1")
-        if self.step_rule is not None and self.step_rule not in typing.get_args(StepRuleName):
-            raise ConfigError(f"--step-rule must be one of {', '.join(typing.get_args(StepRuleName))}, "
-                              f"got {self.step_rule!r}")
         if self.target_return is not None and not math.isfinite(self.target_return):
             raise ConfigError(f"--target-return must be a finite number, got {self.target_return!r}")
-        if self.step_rule is not None and self.target_return is not None:
+        if self.step_rule is not None:  # the rule's choices, and whether it takes a target, are InnerConfig's
+            target = InnerConfig().target_return if self.target_return is None else self.target_return
             try:
-                InnerConfig(step_rule=self.step_rule, target_return=self.target_return)
+                InnerConfig(step_rule=self.step_rule, target_return=target)
             except ConfigError as error:
-                raise ConfigError(f"--step-rule {self.step_rule} --target-return {self.target_return:g}: {error}"
-                                  ) from None
+                given = "" if self.target_return is None else f" --target-return {self.target_return:g}"
+                raise ConfigError(f"--step-rule {self.step_rule}{given}: {error}") from None
         for flag, value in (("--inner-lr", self.inner_lr), ("--later-lr-factor", self.later_factor)):
             if value is not None and not (value > 0 and math.isfinite(value)):
                 raise ConfigError(f"{flag} must be a positive finite number, got {value!r}")
@@ -155,11 +153,7 @@ def evaluation_inner_update(config: TrainConfig, settings: EvalSettings, path: P
 def evaluation_tasks(run: RunDir, task_set: str = "test", num_tasks: int | None = None) -> list[Task]:
     """The run's recorded held-out test tasks, or as many validation tasks drawn from its seed."""
     run.require("config", "test_tasks")
-    recorded = read_json(run.test_tasks)
-    recorded = recorded.get("tasks") if isinstance(recorded, dict) else None
-    if not isinstance(recorded, list) or not recorded or not all(isinstance(task, dict) for task in recorded):
-        raise RunError(f"{run.test_tasks} does not hold a list of tasks under \"tasks\"; "
-                       "the file was changed or damaged")
+    recorded = read_test_tasks(run)
     if num_tasks is not None and not 1 <= num_tasks <= len(recorded):
         raise ConfigError(f"--num-tasks must be between 1 and {len(recorded)} (the recorded held-out tasks)")
     count = len(recorded) if num_tasks is None else num_tasks

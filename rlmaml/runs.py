@@ -277,6 +277,17 @@ def read_json(path: Path) -> Any:
         raise RunError(f"cannot read {path}: {error}") from None
 
 
+def read_test_tasks(run: RunDir) -> list[dict[str, Any]]:
+    """The held-out tasks the run recorded in ``test_tasks.json``; ``RunError`` if the file is not a
+    non-empty list of tasks under ``"tasks"``."""
+    recorded = read_json(run.test_tasks)
+    recorded = recorded.get("tasks") if isinstance(recorded, dict) else None
+    if not isinstance(recorded, list) or not recorded or not all(isinstance(task, dict) for task in recorded):
+        raise RunError(f"{run.test_tasks} does not hold a list of tasks under \"tasks\"; "
+                       "the file was changed or damaged")
+    return recorded
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """All records of a metrics.jsonl file. A torn last line (a run killed while appending) is
     ignored; any other line that is not a JSON object raises ``RunError`` rather than being dropped.

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from rlmaml.adaptation import InnerUpdate, sample_adaptation_batches
 from rlmaml.budget import batch_bytes, require_memory
-from rlmaml.checkpoints import RUN_STATE_KEYS, load_checkpoint, restore_policy, save_checkpoint
+from rlmaml.checkpoints import RUN_STATE_KEYS, check_state, load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.config import ConfigError, TrainConfig, load_config
 from rlmaml.errors import UserError
 from rlmaml.meta import MetaBatch, MetaLearner
@@ -159,11 +159,12 @@ class Trainer:
                 on_error.callback(lock.close)
                 remove_stale_temporaries(run)  # left by a write that was killed; only the lock holder writes
             config = load_config(run.config)
-            if resume_from is not None and "rng" not in load_checkpoint(source):
+            state = load_checkpoint(source)
+            if resume_from is not None and "rng" not in state:
                 raise RunError(f"{source} holds only the policy (snapshots of earlier releases do), not the "
                                "random streams a resumed run needs; evaluate it with --checkpoint "
                                f"{resume_from}, or branch from the run's checkpoint.pt")
-            state = load_checkpoint(source, RUN_STATE_KEYS)
+            state = check_state(state, RUN_STATE_KEYS, source)
             if num_iterations is not None:
                 if num_iterations < state["iteration"]:
                     raise RunError(f"{path} has already trained {state['iteration']} iterations; "

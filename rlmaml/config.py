@@ -37,7 +37,7 @@ class ConfigError(UserError, ValueError):
 
 Method = Literal["maml", "pretrained", "oracle", "random"]
 Activation = Literal["relu", "tanh"]
-InnerObjectiveName = Literal["reinforce", "lvc"]
+InnerObjectiveName = Literal["reinforce", "lvc", "dice"]
 StepRuleName = Literal["fixed", "return-scaled"]
 MetaOptimizerName = Literal["trpo", "ppo"]
 HvpAdaptation = Literal["subsample", "full", "first-order"]
@@ -196,9 +196,11 @@ class InnerConfig(Section):
     lr: float = setting(0.1, gt=0, flat="inner_lr")
     """Inner step size alpha."""
     objective: InnerObjectiveName = setting("reinforce", flat="inner_objective")
-    """Inner-step surrogate: ``reinforce`` (the paper's, log pi * advantage) or ``lvc`` (ProMP's
-    pi / stop_grad(pi) * advantage). Same inner step; LVC's second derivative, taken by the
-    meta-gradient and the TRPO curvature, also credits the pre-update policy for the data it samples."""
+    """Inner-step surrogate: ``reinforce`` (the paper's, log pi * advantage), ``lvc`` (ProMP's
+    pi / stop_grad(pi) * advantage) or ``dice`` (DiCE with a baseline: each step's advantage weighted
+    by the magic box of the trajectory's log-probabilities up to it, minus up to the step before). Same
+    inner step; their second derivatives, taken by the meta-gradient and the TRPO curvature, differ:
+    LVC also credits each pre-update action for its own step's advantage, DiCE for every later one."""
     step_rule: StepRuleName = setting("fixed", flat="inner_step_rule")
     """How ``inner.lr`` makes a step: ``fixed`` (the paper's: ``inner.lr`` times the gradient) or, experimental,
     ``return-scaled`` (a step of length ``inner.lr`` x (``inner.target_return`` - the task's mean return in

@@ -1,8 +1,8 @@
 """Inner-step objectives: the surrogate whose gradient makes an inner step.
 
-Each objective has the same value and gradient at the current parameters, so the inner step is the
-same; they differ in the second derivative, which the meta-gradient and the TRPO curvature take
-through the step. A new objective is one class here plus one choice in ``InnerConfig.objective``.
+Each objective has the same gradient at the current parameters, so the inner step is the same; they
+differ in the second derivative, which the meta-gradient and the TRPO curvature take through the
+step. A new objective is one class here plus one choice in ``InnerConfig.objective``.
 """
 
 from __future__ import annotations
@@ -47,11 +47,33 @@ class LVC:
     name: ClassVar[str] = "lvc"
 
     def loss(self, log_probs: Tensor, batch: Batch) -> Tensor:
-        ratio = torch.exp(log_probs - log_probs.detach())
-        return -masked_task_mean(ratio * batch.flat("advantages"), batch.flat("mask"))
+        return -masked_task_mean(magic_box(log_probs) * batch.flat("advantages"), batch.flat("mask"))
 
 
-OBJECTIVES: dict[str, type[InnerObjective]] = {"reinforce": Reinforce, "lvc": LVC}
+def magic_box(log_probs: Tensor) -> Tensor:
+    """DiCE's magic box: exp(x - stop_grad(x)), 1 in value, whose derivatives are x's score-function
+    terms at every order (Foerster et al. 2018)."""
+    return torch.exp(log_probs - log_probs.detach())
+
+
+@dataclass(frozen=True)
+class DiCE:
+    """DiCE with a baseline (Foerster et al. 2018; Mao et al. 2019; the form of Farquhar et al. 2019,
+    "Loaded DiCE"): minus the masked mean of [box(log pi(a_<=t)) - box(log pi(a_<t))] * advantage_t,
+    the log-probabilities summed along each trajectory up to step t. Its second derivative adds
+    S_<=t S_<=t^T - S_<t S_<t^T per step (S: the summed scores): every earlier action is credited for
+    the later rewards it led to, which LVC's per-step term leaves out."""
+
+    name: ClassVar[str] = "dice"
+
+    def loss(self, log_probs: Tensor, batch: Batch) -> Tensor:
+        per_step = log_probs.view_as(batch.mask)  # [N, M, T]; a mask is 1 up to a step, 0 after it
+        up_to = torch.cumsum(per_step, dim=-1)  # log pi(a_<=t)
+        weights = magic_box(up_to) - magic_box(up_to - per_step)  # box(log pi(a_<=t)) - box(log pi(a_<t))
+        return -masked_task_mean(weights * batch.advantages, batch.mask)
+
+
+OBJECTIVES: dict[str, type[InnerObjective]] = {"reinforce": Reinforce, "lvc": LVC, "dice": DiCE}
 
 
 def objective_from(inner: InnerConfig) -> InnerObjective:

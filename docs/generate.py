@@ -9,6 +9,7 @@ import math
 import statistics
 import sys
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,10 @@ def results_page() -> str:
         lines += ["```bash", *meta["commands"], "```", ""]
         if (folder / "screen.json").is_file():
             lines += screen_section(json.loads((folder / "screen.json").read_text()))
-    return "\n".join(lines)
+        study = RESULTS / f"{folder.name}{STUDY_SUFFIX}"
+        if (study / "study.json").is_file():
+            lines += study_section(study)
+    return "\n".join(lines + estimators_section())
 
 
 RUNAWAY_BELOW = -100.0
@@ -199,6 +203,132 @@ def screen_section(screen: dict[str, Any]) -> list[str]:
             f"| {len(seeds)} | {len(runaways)}{' (' + ', '.join(map(str, runaways)) + ')' if runaways else ''} | "
             f"{_mean_se(pre)} | {_mean_se(post)} |", "",
             "```bash", *screen["commands"], "```", ""]
+
+
+STUDY_SUFFIX = "-seeds"
+"""``results/<family>-seeds/``: one configuration's runs over many seeds (``study.json``), shown under the family."""
+
+
+@dataclass(frozen=True)
+class SeedRecord:
+    """One stored run of a study: its held-out returns after 0..K steps and what its training curves show."""
+
+    seed: int
+    returns: list[float]
+    lowest_pre: float
+    """lowest pre-update training return after the first 10 iterations"""
+    early_pre: float
+    """mean pre-update training return over iterations 10-29"""
+    late_pre: float
+    """mean pre-update training return over the last 20 iterations"""
+    flagged: int
+    """iterations the run-away detector flagged"""
+
+
+def study_seeds(folder: Path) -> dict[int, SeedRecord]:
+    """The stored runs of one variant of a study (``<variant>/seed<N>/``), by seed."""
+    records = {}
+    for path in folder.glob("seed*/training.json"):
+        seed = int(path.parent.name.removeprefix("seed"))
+        curves = json.loads(path.read_text())
+        pre = curves["pre_return"]
+        evaluation = json.loads((path.parent / "evaluation.json").read_text())
+        returns = [row["mean"] for row in evaluation["results"][0]["summary"]]
+        records[seed] = SeedRecord(seed, returns, min(pre[10:]), statistics.fmean(pre[10:30]),
+                                   statistics.fmean(pre[-20:]), int(sum(curves["runaway"])))
+    return dict(sorted(records.items()))
+
+
+def _gain(record: SeedRecord) -> float:
+    return record.returns[1] - record.returns[0]
+
+
+def study_summary(folder: Path, paper: bool = True) -> list[str]:
+    """The study's table: per variant, mean ± standard error over its summary seeds of the held-out return
+    after 0..3 steps and of the first step's gain; the reference runs' gain; the paper's curve."""
+    study = json.loads((folder / "study.json").read_text())
+    threshold = study.get("runaway_below")
+    steps = 4
+    header = "| configuration | seeds | " + ("run-aways | " if threshold is not None else "")
+    header += " | ".join(f"{k} step{'s' if k != 1 else ''}" for k in range(steps)) + " | 1-step gain |"
+    lines = [header, "|---|---|" + ("---|" if threshold is not None else "") + "---|" * (steps + 1)]
+    for variant, spec in study["variants"].items():
+        records = [r for seed, r in study_seeds(folder / variant).items() if seed in study["summary_seeds"]]
+        if not records:
+            continue
+        cells = [_mean_se([r.returns[k] for r in records]) for k in range(steps)]
+        runaways = f"{sum(r.lowest_pre < threshold for r in records)} | " if threshold is not None else ""
+        lines.append(f"| {spec['name']} | {len(records)} | {runaways}" + " | ".join(cells)
+                     + f" | {_mean_se([_gain(r) for r in records])} |")
+    reference = study.get("reference")
+    if reference:
+        _, means, _, num_seeds = family_rows(RESULTS / reference["folder"])
+        rows = means[reference["method"]]
+        filler = "| " if threshold is not None else ""
+        lines.append(f"| {reference['name']} | {num_seeds} | {filler}" + " | ".join(_mean_se([row[k] for row in rows])
+                     for k in range(steps)) + f" | {_mean_se([row[1] - row[0] for row in rows])} |")
+    curve = PAPER_CURVES.get(study["env_id"], {}).get("maml")
+    if paper and curve:
+        filler = "| " if threshold is not None else ""
+        lines.append("| paper: MAML | | " + filler + " | ".join(f"{v:.1f}" for v in curve[:steps])
+                     + f" | {curve[1] - curve[0]:.1f} |")
+    return lines
+
+
+def study_section(folder: Path) -> list[str]:
+    """A study's heading, protocol, summary table, each seed's row and the commands."""
+    study = json.loads((folder / "study.json").read_text())
+    threshold = study.get("runaway_below")
+    lines = [f"### {study['title']}", "", study["description"],
+             (f"A seed runs away if its pre-update training return falls below {threshold:g} after the first 10 "
+              "iterations. " if threshold is not None else "")
+             + "Each cell: mean ± standard error over seeds of each seed's mean over held-out tasks.", "",
+             *study_summary(folder), "",
+             "Each seed: the pre-update training return (mean over iterations 10-29 and over the last 20; the lowest "
+             "after iteration 10), the iterations the run-away detector flagged, and the held-out return after 0-3 "
+             "steps.", "",
+             "| configuration | seed | pre-update, it. 10-29 | pre-update, last 20 | lowest pre-update | flagged | "
+             "0 steps | 1 step | 2 steps | 3 steps |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for variant, spec in study["variants"].items():
+        for seed, r in study_seeds(folder / variant).items():
+            note = "" if seed in study["summary_seeds"] else " (not in the mean)"
+            lines.append(f"| {spec['name']} | {seed}{note} | {r.early_pre:.1f} | {r.late_pre:.1f} | {r.lowest_pre:.1f} | "
+                         f"{r.flagged} | " + " | ".join(f"{v:.1f}" for v in r.returns[:4]) + " |")
+    lines += [""]
+    for spec in study["variants"].values():
+        lines += ["```bash", *spec["commands"], "```", ""]
+    return lines
+
+
+def estimators_section() -> list[str]:
+    """The exact bias test of the meta-gradient estimators, from results/estimators/bias.json."""
+    path = RESULTS / "estimators" / "bias.json"
+    if not path.is_file():
+        return []
+    record = json.loads(path.read_text())
+    problem, alphas = record["problem"], record["alphas"]
+    alpha = str(problem["alpha"])
+    lines = ["## Meta-gradient estimators: exact bias", "",
+             f"A point on a line moves by Gaussian actions N(mu, {problem['sigma']:g}) for {problem['horizon']} steps "
+             f"toward a goal at {problem['goal']:g} (reward minus the squared distance); one inner step on "
+             f"{problem['num_traj']} trajectories from mu = {problem['mu']:g}, the outer loss on "
+             f"{problem['num_valid_traj']} new ones. The expected return after the inner step and each estimator's "
+             "expectation are integrals of polynomials in the Gaussian samples, computed exactly by Gauss-Hermite "
+             "quadrature ([Algorithms](algorithms.md#which-meta-gradient)). Bias: the estimator's expectation minus "
+             "the true meta-gradient (in the outer loss's scale, where the true value is "
+             + ", ".join(f"{record['true'][str(a)]:+.4f} at step size {a:g}" for a in alphas) + "). "
+             f"Sampled: the mean ± standard error of {record['samples']:,} independent estimates at step size "
+             f"{problem['alpha']:g}, and the standard deviation of one. Time: one meta-gradient (second order "
+             "unless first-order) on a Navigation2D meta-batch of the `nav-paper` size, median of 5.", "",
+             "| estimator | " + " | ".join(f"bias, step {a:g}" for a in alphas)
+             + " | sampled | std. dev. | seconds per meta-gradient |", "|---|" + "---|" * (len(alphas) + 3)]
+    for name, row in record["estimators"].items():
+        seconds = f"{row['navigation_seconds']:.3f}" if row["navigation_seconds"] is not None else ""
+        lines.append(f"| {name} | " + " | ".join(f"{row['bias'][str(a)]:+.4f}" for a in alphas)
+                     + f" | {row['sampled_mean']:+.4f} ± {row['standard_error']:.4f} | {row['standard_deviation']:.2f} | "
+                     f"{seconds} |")
+    return lines + ["", f"`{record['command']}` on {_machine(record)}; true value at step size {alpha}: "
+                    f"{record['true'][alpha]:+.4f}.", ""]
 
 
 README_START, README_END = "<!-- results table: generated by docs/generate.py -->", "<!-- end of results table -->"

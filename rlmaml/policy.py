@@ -49,16 +49,7 @@ class GaussianMLPPolicy(nn.Module):
         if obs.dim() != 3 or obs.shape[-1] != self.obs_dim:
             raise ValueError(f"obs must have shape [N, B, {self.obs_dim}], got {list(obs.shape)}")
         num_tasks = obs.shape[0]
-        act = ACTIVATIONS[self.activation]
-        hidden = obs
-        for i in range(self.num_layers):
-            weight, bias = params[f"weight{i}"], params[f"bias{i}"]
-            if weight.dim() == 2:
-                hidden = torch.matmul(hidden, weight) + bias
-            else:
-                hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight)
-            if i < self.num_layers - 1:
-                hidden = act(hidden)
+        hidden = mlp(params, obs, self.num_layers, self.activation)
         log_std = params["log_std"]
         log_std = log_std.expand(num_tasks, self.act_dim) if log_std.dim() == 1 else log_std
         return hidden, log_std.unsqueeze(1)
@@ -67,6 +58,23 @@ class GaussianMLPPolicy(nn.Module):
         """Log-probability [N, B] of actions [N, B, act_dim] at observations [N, B, obs_dim]."""
         mean, log_std = self.distribution(params, obs)
         return gaussian_log_prob(mean, log_std, actions)
+
+
+def mlp(params: Params, inputs: Tensor, num_layers: int, activation: str = "relu") -> Tensor:
+    """The MLP of ``params`` (``weight{i}`` [in, out] or [N, in, out], ``bias{i}`` [out] or [N, out]) on
+    inputs [N, B, in] -> [N, B, out], all tasks in one batched matmul per layer; no activation after
+    the last layer."""
+    act = ACTIVATIONS[activation]
+    hidden = inputs
+    for i in range(num_layers):
+        weight, bias = params[f"weight{i}"], params[f"bias{i}"]
+        if weight.dim() == 2:
+            hidden = torch.matmul(hidden, weight) + bias
+        else:
+            hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight)
+        if i < num_layers - 1:
+            hidden = act(hidden)
+    return hidden
 
 
 def make_policy(config: PolicyConfig, obs_dim: int, act_dim: int, init_seed: int = 0) -> GaussianMLPPolicy:

@@ -89,14 +89,15 @@ def detached(params: Params) -> Params:
 
 def sample_adaptation_batches(sampler: TaskSampler, policy: GaussianMLPPolicy, tasks: Sequence[Task], num_traj: int,
                               inner: InnerUpdate, advantages: AdvantageConfig, generator: torch.Generator,
-                              seed_rng: np.random.Generator) -> tuple[list[Batch], list[Params]]:
+                              seed_rng: np.random.Generator, part: slice = slice(None)) -> tuple[list[Batch], list[Params]]:
     """``len(inner.lrs) + 1`` batches with advantages: batch k is sampled NEW after k inner steps, and
     inner step k adapts (first order, no graph) on batch k. Also returns the detached parameters
-    batch k was sampled with (no task axis for k = 0, [N, ...] after)."""
+    batch k was sampled with (no task axis for k = 0, [n, ...] after). Only the tasks ``tasks[part]``
+    are sampled, with the random numbers they get when all are (:meth:`TaskSampler.sample`)."""
     params = [detached(policy.params())]
     batches = []
     for k in range(len(inner.lrs) + 1):
-        batch = sampler.sample(policy, params[-1], tasks, num_traj, generator, seed_rng)
+        batch = sampler.sample(policy, params[-1], tasks, num_traj, generator, seed_rng, part)
         batches.append(with_advantages(batch, advantages.gamma, advantages.gae_lambda))
         if k < len(inner.lrs):
             params.append(detached(adapt_step(policy, params[-1], batches[-1], inner, k, create_graph=False)))

@@ -7,8 +7,10 @@ functions that need them, so ``envs``, ``check-env`` and ``plot`` do not wait se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import math
+import os
 import signal
 import sys
 import time
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from rlmaml.checks import FAIL, describe, run_checks
 from rlmaml.config import DEFAULT_PRESET, ConfigError, load_config, read_config_file, resolve
+from rlmaml.distributed import Ranks, join, launched_by_torchrun, leave
 from rlmaml.errors import UserError
 from rlmaml.flags import config_overrides
 from rlmaml.memory import keep_freed_memory
@@ -51,6 +54,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rlmaml.evaluation import EvalSettings
     from rlmaml.trainer import Trainer
 
+    ranks: Ranks = args.ranks
+
     overrides = config_overrides(args)
     if args.resume_from is not None and args.resume is None:
         raise ConfigError("--resume-from N goes with --resume RUN_DIR")
@@ -58,7 +63,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.preset or args.run_dir or args.branch or set(overrides) - {"num_iterations"}:
             raise ConfigError("--resume continues a run with its saved config; only --num-iterations may change")
         try:
-            trainer = Trainer.resume(args.resume, overrides.get("num_iterations"), args.resume_from)
+            trainer = Trainer.resume(args.resume, overrides.get("num_iterations"), args.resume_from, ranks)
         except RunWriteError as error:
             raise RunWriteError(f"{error}. Nothing was trained; once the cause is fixed, continue with: "
                                 f"rlmaml train --resume {args.resume}") from None
@@ -74,9 +79,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("--branch starts from the source run's config; change fields with flags, --set "
                               "or --config, not --preset")
         changes = {**(read_config_file(args.config) if args.config else {}), **overrides}
-        run_dir = args.run_dir or args.branch.parent / f"{args.branch.name}-branch-{time.strftime('%Y%m%d-%H%M%S')}"
-        iteration, changed = branch_run(args.branch, run_dir, changes)
-        trainer = Trainer.resume(run_dir)
+        run_dir = ranks.broadcast(args.run_dir or args.branch.parent /
+                                  f"{args.branch.name}-branch-{time.strftime('%Y%m%d-%H%M%S')}")
+        iteration, changed = ranks.broadcast(branch_run(args.branch, run_dir, changes) if ranks.main else None)
+        trainer = Trainer.resume(run_dir, ranks=ranks)
         print(f"Branched {args.branch} at iteration {iteration} into {run_dir} ({describe_changes(changed)}); "
               f"training to {trainer.config.trained_iterations}")
     else:
@@ -85,9 +91,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         name = args.preset or DEFAULT_PRESET
         if config.method != "maml":
             name = f"{name}-{config.method}"
-        run_dir = args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = ranks.broadcast(args.run_dir or Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
-            trainer = Trainer.create(config, run_dir)
+            trainer = Trainer.create(config, run_dir, ranks)
         except EnvKwargsError as error:
             raise EnvKwargsError(f"{error} (task.env_kwargs come from the preset, then the config file, then "
                                  "--env-kwargs or --set; `--env-kwargs '{}'` clears them)") from None
@@ -103,16 +109,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             trainer.train(progress=not args.no_progress)
         except KeyboardInterrupt:
-            saved = load_checkpoint(run.checkpoint)["iteration"]  # what is on disk, whatever happened
-            print(f"\nInterrupted; the checkpoint holds iteration {saved}. "
-                  f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
+            if ranks.main:
+                saved = load_checkpoint(run.checkpoint)["iteration"]  # what is on disk, whatever happened
+                print(f"\nInterrupted; the checkpoint holds iteration {saved}. "
+                      f"Continue with: rlmaml train --resume {run.path}", file=sys.stderr)
             return 130
         except UserError as error:  # a write, a worker, the env or a diverged loss: the run keeps its checkpoint
             stopped = (f"Training stopped at iteration {trainer.iteration}; the run keeps its last checkpoint. "
                        f"Once the cause is fixed, continue with: rlmaml train --resume {run.path}")
             multi_line = "\n" in str(error)  # a worker's traceback: the hint goes on a line of its own
             raise type(error)(f"{error}\n{stopped}" if multi_line else f"{error}. {stopped}") from None
-    records = read_metrics(run.metrics)
+    records = read_metrics(run.metrics) if ranks.main else []
     if records:
         last = records[-1]
         done = f"Done: {trainer.iteration} meta-iterations (the final checkpoint, it. {trainer.iteration}); the last one's"
@@ -129,11 +136,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.no_evaluate:
         try:
             evaluate_and_report([run], ["final"], EvalSettings(num_steps=3, num_traj=trainer.config.task.num_traj),
-                                run.path, progress=not args.no_progress, keep_previous=True)
+                                run.path, progress=not args.no_progress, keep_previous=True, ranks=ranks)
         except KeyboardInterrupt:
             print(f"\nInterrupted during the closing evaluation; the trained run in {run.path} is complete. "
                   f"Evaluate it with: rlmaml evaluate {run.path}", file=sys.stderr)
             return 130
+    if not ranks.main:
+        return 0
     files = ", ".join(sorted(p.name for p in run.path.iterdir() if p.is_file() and not p.name.startswith(".")))
     print(f"Results in {run.path}/: {files}")
     print(f"Evaluate again with: rlmaml evaluate {run.path}")
@@ -183,14 +192,18 @@ def print_evaluation(evaluation: dict[str, Any]) -> None:
 
 def evaluate_and_report(runs: list[RunDir], checkpoints: list[str], settings: EvalSettings, out_dir: Path,
                         task_set: str = "test", num_tasks: int | None = None, progress: bool = True,
-                        paper: dict[str, Any] | None = None, keep_previous: bool = False) -> dict[str, Any]:
+                        paper: dict[str, Any] | None = None, keep_previous: bool = False,
+                        ranks: Ranks = Ranks()) -> dict[str, Any]:
     """Evaluate, print the tables, and write evaluation.json, .csv and .png to ``out_dir``; ``paper``
     (from :func:`rlmaml.paper.paper_curves`) adds the published curves to the table, JSON and figure.
-    ``keep_previous`` first moves an evaluation already in ``out_dir`` to its previous-evaluations/."""
+    ``keep_previous`` first moves an evaluation already in ``out_dir`` to its previous-evaluations/.
+    With several ranks, each adapts on its share of the tasks and rank 0 reports and writes."""
     from rlmaml.evaluation import evaluate_runs
 
+    if not ranks.main:
+        return evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress, ranks)
     with output_dir(out_dir):  # made before the evaluation, which can take minutes; removed if it fails
-        evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress)
+        evaluation = evaluate_runs(runs, checkpoints, settings, task_set, num_tasks, progress, ranks)
     if paper is not None:
         evaluation["paper"] = paper
     kept = keep_previous_evaluation(out_dir) if keep_previous else None
@@ -243,8 +256,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.paper:
         config = load_config(runs[0].config)
         paper = paper_curves(config.task.env_id, config.task.horizon, args.num_steps)
+    if args.out_dir is None and len(runs) > 1:
+        out_dir = args.ranks.broadcast(out_dir)  # one folder, named by rank 0's clock
     evaluate_and_report(runs, checkpoints, settings, out_dir, args.task_set, args.num_tasks, not args.no_progress,
-                        paper, keep_previous=args.out_dir is None and len(runs) == 1)
+                        paper, keep_previous=args.out_dir is None and len(runs) == 1, ranks=args.ranks)
     return 0
 
 
@@ -370,13 +385,27 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "envs": cmd_envs, "check-env": cmd_check_env}
 
 
+DISTRIBUTED_COMMANDS = ("train", "evaluate")
+"""The commands that run across the processes torchrun starts (:mod:`rlmaml.distributed`)."""
+
+
 def run_command(args: argparse.Namespace) -> int:
-    """Run the parsed subcommand; a user error is one line on stderr and exit status 2."""
+    """Run the parsed subcommand; a user error is one line on stderr and exit status 2. Under torchrun,
+    train and evaluate join the process group, rank 0 alone prints to stdout, and an error names its rank."""
     if args.command in ("train", "evaluate", "sweep"):
         keep_freed_memory()
     signal.signal(signal.SIGTERM, _interrupt)  # a polite kill stops every command as Ctrl-C does
+    args.ranks = Ranks()
     try:
-        return COMMANDS[args.command](args)
+        if launched_by_torchrun():
+            if args.command not in DISTRIBUTED_COMMANDS:
+                raise ConfigError(f"rlmaml {args.command} runs in one process: start it without torchrun")
+            args.ranks = join()
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet if not args.ranks.main else sys.stdout):
+            return COMMANDS[args.command](args)
     except UserError as error:
-        print(f"rlmaml: error: {error}", file=sys.stderr)
+        where = f" (rank {args.ranks.rank} of {args.ranks.size})" if args.ranks.size > 1 else ""
+        print(f"rlmaml: error{where}: {error}", file=sys.stderr)
         return 2
+    finally:
+        leave()

@@ -28,6 +28,7 @@ from rlmaml.config import (
     TrainConfig,
     load_config,
 )
+from rlmaml.distributed import Ranks
 from rlmaml.policy import GaussianMLPPolicy, make_policy
 from rlmaml.rollout import TaskEnvs
 from rlmaml.runs import RunDir, RunError, json_text, read_test_tasks
@@ -43,17 +44,24 @@ def step_sizes(inner_lr: float, num_steps: int, later_factor: float = 0.5) -> li
 
 def adaptation_curves(policy: GaussianMLPPolicy, sampler: TaskSampler, tasks: Sequence[Task], num_traj: int,
                       inner: InnerUpdate, advantages: AdvantageConfig, generator: torch.Generator,
-                      seed_rng: np.random.Generator) -> tuple[Tensor, Tensor | None]:
+                      seed_rng: np.random.Generator, ranks: Ranks = Ranks()) -> tuple[Tensor, Tensor | None]:
     """Per-task mean return and success rate after each number of inner steps, each
-    [len(inner.lrs) + 1, N] (success is ``None`` for envs that do not report it).
+    [len(inner.lrs) + 1, N] (success is ``None`` for envs that do not report it). With several ranks,
+    each adapts on its share of the tasks and every rank gets all of them.
 
     Row 0 is the trajectories used for the first adaptation; row k NEW trajectories of the k-times
     adapted policy.
     """
-    batches, _ = sample_adaptation_batches(sampler, policy, tasks, num_traj, inner, advantages, generator, seed_rng)
+    batches, _ = sample_adaptation_batches(sampler, policy, tasks, num_traj, inner, advantages, generator, seed_rng,
+                                           ranks.share(len(tasks)))
     returns = torch.stack([batch.episode_returns().mean(dim=1) for batch in batches])
     success = [batch.success.mean(dim=1) for batch in batches if batch.success is not None]
-    return returns, torch.stack(success) if success else None
+    success_rates = torch.stack(success) if success else None
+    if ranks.size == 1:
+        return returns, success_rates
+    shares = ranks.gather((returns, success_rates))
+    gathered = torch.cat([share for share, _ in shares], dim=1)
+    return gathered, None if success_rates is None else torch.cat([share for _, share in shares], dim=1)
 
 
 def summarize(values: Tensor) -> list[dict[str, float]]:
@@ -199,7 +207,7 @@ def existing_checkpoint(run: RunDir, which: str) -> Path:
 
 
 def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: Sequence[Task], seed: int,
-                        sampler: TaskSampler | None = None) -> dict[str, Any]:
+                        sampler: TaskSampler | None = None, ranks: Ranks = Ranks()) -> dict[str, Any]:
     """Adaptation curve of one checkpoint of a run on ``tasks`` (an oracle run: its return before
     adaptation only).
 
@@ -207,6 +215,7 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
         which: ``final``, ``best`` or an iteration number kept with ``snapshot_every``.
         sampler: the run's :class:`TaskSampler` (``TaskSampler.for_config``), to evaluate several
             checkpoints with one; without it one is made and its rollout workers stopped afterwards.
+        ranks: with several, each adapts on its share of the tasks (:func:`adaptation_curves`).
 
     Returns:
         A JSON-ready dict: ``label``, ``method``, ``summary`` (mean and standard error of the return
@@ -224,7 +233,7 @@ def evaluate_checkpoint(run: RunDir, which: str, settings: EvalSettings, tasks: 
         policy = make_policy(config.policy, sampler.obs_dim, sampler.act_dim)
         restore_policy(policy, state, path)
         returns, success = adaptation_curves(policy, sampler, tasks, settings.num_traj, inner, config.advantages,
-                                             generator, seed_rng)
+                                             generator, seed_rng, ranks)
     broken = [i for i, ok in enumerate(torch.isfinite(returns).all(0).tolist()) if not ok]
     if broken:
         shown = ", ".join(f"task {i} {json_text(tasks[i])}" for i in broken[:3])
@@ -251,12 +260,14 @@ def require_evaluable(runs: Sequence[RunDir]) -> None:
 
 
 def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: EvalSettings,
-                  task_set: str = "test", num_tasks: int | None = None, progress: bool = True) -> dict[str, Any]:
+                  task_set: str = "test", num_tasks: int | None = None, progress: bool = True,
+                  ranks: Ranks = Ranks()) -> dict[str, Any]:
     """Evaluate every requested checkpoint of every run on the SAME tasks (the first run's) with the
     same seed, so methods are compared on identical tasks and evaluation noise. Every checkpoint is
     looked up before the first is evaluated; ``progress`` shows a bar over the checkpoints.
 
     A ``random`` run has only its initial policy; it is evaluated once whatever ``checkpoints`` says.
+    With several ranks, each adapts on its share of the tasks; every rank returns the whole evaluation.
     """
     if not runs:
         raise ConfigError("give at least one run folder")
@@ -286,12 +297,12 @@ def evaluate_runs(runs: Sequence[RunDir], checkpoints: Sequence[str], settings: 
                    f"evaluating {len(tasks)} tasks x {settings.num_traj} trajectories x {envs.horizon} steps")
     results = []
     with tqdm(total=sum(map(len, wanted.values())), desc="evaluating", unit="checkpoint",
-              disable=not progress) as bar:
+              disable=not (progress and ranks.main)) as bar:
         for run, whiches in wanted.items():
             with TaskSampler.for_config(configs[run]) as sampler:  # one sampler for all its checkpoints
                 for which in whiches:
                     bar.set_postfix_str(f"{run.path.name}: {which}")
-                    results.append(evaluate_checkpoint(run, which, settings, tasks, seed, sampler))
+                    results.append(evaluate_checkpoint(run, which, settings, tasks, seed, sampler, ranks))
                     bar.update()
     return evaluation_record(first, task_set, runs[0], tasks, settings.num_traj, seed, results)
 

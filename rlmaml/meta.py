@@ -1,9 +1,10 @@
 """What every meta-update (TRPO, PPO) shares: the meta-batch, the adapted policy's distribution,
-and the likelihood ratio and the KL between two distributions on a batch."""
+the likelihood ratio and the KL between two distributions on a batch, and means over the tasks of
+all ranks (:mod:`rlmaml.distributed`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -11,19 +12,37 @@ from torch import Tensor
 
 from rlmaml.adaptation import InnerUpdate, adapt
 from rlmaml.batch import Batch, masked_task_mean
+from rlmaml.distributed import Ranks
 from rlmaml.policy import GaussianMLPPolicy, Params, gaussian_kl, gaussian_log_prob
 
 
 @dataclass(frozen=True)
 class MetaBatch:
-    """Inner-step batches (``train[k]`` sampled after k inner steps) and the post-adaptation batch."""
+    """Inner-step batches (``train[k]`` sampled after k inner steps) and the post-adaptation batch.
+
+    With several ranks, this rank's share of the meta-batch: its tasks are numbers ``first`` to
+    ``first + n - 1`` of ``total`` (``None``: this batch holds them all)."""
 
     train: list[Batch]
     valid: Batch
+    first: int = 0
+    total: int | None = None
+
+    @property
+    def num_tasks(self) -> int:
+        """The tasks of the whole meta-batch, on all ranks."""
+        return self.valid.num_tasks if self.total is None else self.total
 
     def tasks(self, index: slice | Tensor) -> "MetaBatch":
-        """The meta-batch of the selected tasks."""
+        """The meta-batch of the selected tasks (of this rank's; the total is then this rank's count)."""
         return MetaBatch([batch.tasks(index) for batch in self.train], self.valid.tasks(index))
+
+    def leading(self, count: int) -> "MetaBatch":
+        """The meta-batch of the whole meta-batch's first ``count`` tasks: this rank's of them, which may be none."""
+        if self.total is None:
+            return self.tasks(slice(0, count))
+        local = min(max(count - self.first, 0), self.valid.num_tasks)
+        return replace(self.tasks(slice(0, local)), first=self.first, total=count)
 
     def finite_tasks(self) -> Tensor:
         """Which tasks [N] (bool) have finite rewards and observations in every batch."""
@@ -40,19 +59,28 @@ def likelihood_ratio(mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor], 
     return torch.exp(gaussian_log_prob(mean, log_std, actions) - gaussian_log_prob(*old, actions))
 
 
-def mean_kl(old: tuple[Tensor, Tensor], mean: Tensor, log_std: Tensor, batch: Batch) -> Tensor:
+def task_kl(old: tuple[Tensor, Tensor], mean: Tensor, log_std: Tensor, batch: Batch) -> Tensor:
     """KL(old || new) of the distributions on ``batch``'s steps (mean [N, M*T, act], log-std
-    [N, 1, act] each), averaged over valid steps within a task and then over tasks (a scalar)."""
-    return masked_task_mean(gaussian_kl(*old, mean, log_std), batch.flat("mask")).mean()
+    [N, 1, act] each), averaged over each task's valid steps: [N]."""
+    return masked_task_mean(gaussian_kl(*old, mean, log_std), batch.flat("mask"))
+
+
+def task_mean(per_task: Tensor, meta_batch: MetaBatch) -> Tensor:
+    """This rank's part of the mean over all ranks' tasks of ``per_task`` [n] (this rank's tasks): the
+    mean itself with one rank; summed over ranks (:meth:`Ranks.sum`), the mean."""
+    if meta_batch.total is None:
+        return per_task.mean()
+    return per_task.sum() / meta_batch.total
 
 
 class MetaLearner:
     """A policy with its inner steps; subclasses add the outer update (``step``)."""
 
-    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool):
+    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool, ranks: Ranks = Ranks()):
         self.policy = policy
         self.inner = inner
         self.first_order = first_order
+        self.ranks = ranks
 
     def adapt(self, params: Params, batches: list[Batch], create_graph: bool) -> Params:
         """``params`` after this learner's inner steps on ``batches`` (:func:`rlmaml.adaptation.adapt`)."""

@@ -23,20 +23,21 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from rlmaml.adaptation import InnerUpdate
 from rlmaml.batch import Batch, masked_task_mean
 from rlmaml.config import PPOConfig
-from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, mean_kl
+from rlmaml.distributed import Ranks
+from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, task_kl, task_mean
 from rlmaml.policy import GaussianMLPPolicy
 
 
 def clipped_surrogate_loss(mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor], valid: Batch,
                            clip: float) -> tuple[Tensor, Tensor]:
-    """Minus PPO's clipped surrogate (a scalar) and the fraction of valid steps whose ratio lies
-    outside [1 - clip, 1 + clip] (a scalar, no gradient). ``mean`` [N, M*T, act] and ``log_std``
+    """Minus PPO's clipped surrogate and the fraction of valid steps whose ratio lies outside
+    [1 - clip, 1 + clip] (no gradient), per task [N]. ``mean`` [N, M*T, act] and ``log_std``
     [N, 1, act] are the new distribution on ``valid``'s steps, ``old`` the one they were sampled with."""
     mask, advantages = valid.flat("mask"), valid.flat("advantages")
     ratio = likelihood_ratio(mean, log_std, old, valid)
     objective = torch.minimum(ratio * advantages, ratio.clamp(1.0 - clip, 1.0 + clip) * advantages)
     clipped = ((ratio - 1.0).abs() > clip).to(ratio.dtype).detach()
-    return -masked_task_mean(objective, mask).mean(), masked_task_mean(clipped, mask).mean()
+    return -masked_task_mean(objective, mask), masked_task_mean(clipped, mask)
 
 
 def _copied(distribution: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -46,30 +47,38 @@ def _copied(distribution: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
 class MetaPPO(MetaLearner):
     """MAML with ProMP's outer update (see the module docstring) on ``policy``'s parameters."""
 
-    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool, settings: PPOConfig):
-        super().__init__(policy, inner, first_order)
+    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool, settings: PPOConfig,
+                 ranks: Ranks = Ranks()):
+        super().__init__(policy, inner, first_order, ranks)
         self.settings = settings
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=settings.lr)
         self.inner_kl_weight = settings.inner_kl_penalty
 
     def objective(self, meta_batch: MetaBatch, old: tuple[Tensor, Tensor], old_pre: tuple[Tensor, Tensor] | None,
                   create_graph: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
-        """The loss to minimise at the current parameters (a scalar; with ``create_graph`` and
-        second-order MAML its graph runs through the inner steps' gradients) and its parts (scalars):
-        ``surrogate`` (minus the clipped surrogate), ``clip_fraction``, ``inner_kl`` (the pre-update
-        policy's KL from ``old_pre`` on the first inner-step batch; ``old_pre`` is ``None`` without
-        inner steps, and the term is then 0) and ``kl`` (the adapted policy's KL from ``old`` on the
-        valid batch)."""
+        """This rank's part (:func:`rlmaml.meta.task_mean`) of the loss to minimise at the current
+        parameters (a scalar; with ``create_graph`` and second-order MAML its graph runs through the
+        inner steps' gradients) and of its parts (scalars): ``surrogate`` (minus the clipped
+        surrogate), ``clip_fraction``, ``inner_kl`` (the pre-update policy's KL from ``old_pre`` on the
+        first inner-step batch; ``old_pre`` is ``None`` without inner steps, and the term is then 0) and
+        ``kl`` (the adapted policy's KL from ``old`` on the valid batch)."""
         params = self.policy.params()
         mean, log_std = self.distribution(params, meta_batch, create_graph and not self.first_order)
         surrogate, clip_fraction = clipped_surrogate_loss(mean, log_std, old, meta_batch.valid, self.settings.clip)
+        surrogate, clip_fraction = task_mean(surrogate, meta_batch), task_mean(clip_fraction, meta_batch)
         inner_kl = torch.zeros((), dtype=surrogate.dtype)
         if old_pre is not None:
             pre = meta_batch.train[0]
-            inner_kl = mean_kl(old_pre, *self.policy.distribution(params, pre.flat("observations")), pre)
+            inner_kl = task_mean(task_kl(old_pre, *self.policy.distribution(params, pre.flat("observations")), pre),
+                                 meta_batch)
         parts = {"surrogate": surrogate, "clip_fraction": clip_fraction, "inner_kl": inner_kl,
-                 "kl": mean_kl(old, mean, log_std, meta_batch.valid)}
+                 "kl": task_mean(task_kl(old, mean, log_std, meta_batch.valid), meta_batch)}
         return surrogate + self.inner_kl_weight * inner_kl, parts
+
+    def summed(self, parts: dict[str, Tensor]) -> dict[str, float]:
+        """The parts of :meth:`objective` summed over ranks: the means over all tasks."""
+        total = self.ranks.sum(torch.stack([value.detach() for value in parts.values()]))
+        return dict(zip(parts, total.tolist()))
 
     def old_distributions(self, meta_batch: MetaBatch) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor] | None]:
         """The adapted distribution on the valid batch and (with inner steps) the pre-update one on
@@ -95,21 +104,27 @@ class MetaPPO(MetaLearner):
         loss_before, weight = math.nan, self.inner_kl_weight
         for epoch in range(self.settings.epochs):
             loss, parts = self.objective(meta_batch, old, old_pre)
+            summed = self.summed({"loss": loss, **parts})
             if epoch == 0:
-                loss_before = parts["surrogate"].item()
-            if not math.isfinite(loss.item()):
+                loss_before = summed["surrogate"]
+            if not math.isfinite(summed["loss"]):
                 vector_to_parameters(start, param_list)
                 return {"loss_before": loss_before, "loss_after": loss_before, "kl": 0.0, "inner_kl": 0.0,
                         "clip_fraction": 0.0, "step_accepted": 0.0, "inner_kl_penalty": weight}
             self.optimizer.zero_grad()
             loss.backward()
+            if self.ranks.size > 1:  # every rank steps with the gradient of the mean over all tasks
+                for param in param_list:
+                    if param.grad is not None:
+                        param.grad = self.ranks.sum(param.grad)
             self.optimizer.step()
         with torch.no_grad():
             _, parts = self.objective(meta_batch, old, old_pre, create_graph=False)
+        final = self.summed(parts)
         if self.settings.adaptive_inner_kl_penalty:
-            self.adapt_inner_kl_weight(float(parts["inner_kl"]))
-        return {"loss_before": loss_before, "loss_after": float(parts["surrogate"]), "kl": float(parts["kl"]),
-                "inner_kl": float(parts["inner_kl"]), "clip_fraction": float(parts["clip_fraction"]),
+            self.adapt_inner_kl_weight(final["inner_kl"])
+        return {"loss_before": loss_before, "loss_after": final["surrogate"], "kl": final["kl"],
+                "inner_kl": final["inner_kl"], "clip_fraction": final["clip_fraction"],
                 "step_accepted": 1.0, "inner_kl_penalty": weight}
 
     def adapt_inner_kl_weight(self, inner_kl: float) -> None:

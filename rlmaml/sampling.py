@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from types import TracebackType
 from typing import Any, Sequence
 
@@ -11,6 +10,7 @@ import torch
 
 from rlmaml.batch import Batch
 from rlmaml.config import TrainConfig
+from rlmaml.distributed import cores_per_process
 from rlmaml.policy import GaussianMLPPolicy, Params
 from rlmaml.rollout import TaskEnvs, roll_out
 from rlmaml.tasks import Task
@@ -23,9 +23,10 @@ class TaskSampler:
     Args:
         env_id, horizon, env_kwargs, oracle: the family and its envs, as for :class:`rlmaml.rollout.TaskEnvs`.
         num_workers: rollout worker processes (see :mod:`rlmaml.workers`); ``None`` starts one per
-            CPU core for families that ask for it (``parallel_rollouts = True``: the MuJoCo and
-            Meta-World ones) and none otherwise; 0 samples in this process. Workers step the
-            family's ``batched_env`` if it has one, else one Gymnasium env per trajectory.
+            CPU core (this process's share of them under torchrun) for families that ask for it
+            (``parallel_rollouts = True``: the MuJoCo and Meta-World ones) and none otherwise; 0
+            samples in this process. Workers step the family's ``batched_env`` if it has one, else
+            one Gymnasium env per trajectory.
     """
 
     def __init__(self, env_id: str, horizon: int | None = None, env_kwargs: dict[str, Any] | None = None,
@@ -35,7 +36,7 @@ class TaskSampler:
         self.family, self.horizon = self.envs.family, self.envs.horizon
         self.obs_dim, self.act_dim = self.envs.obs_dim, self.envs.act_dim
         if num_workers is None:
-            num_workers = (os.cpu_count() or 1) if getattr(self.family, "parallel_rollouts", False) else 0
+            num_workers = cores_per_process() if getattr(self.family, "parallel_rollouts", False) else 0
         self.workers: RolloutWorkers | None = None
         if num_workers > 1:
             self.workers = RolloutWorkers(env_id, self.env_kwargs, self.horizon, oracle, num_workers)
@@ -53,25 +54,33 @@ class TaskSampler:
 
     @torch.no_grad()
     def sample(self, policy: GaussianMLPPolicy, params: Params, tasks: Sequence[Task], num_traj: int,
-               generator: torch.Generator, seed_rng: np.random.Generator) -> Batch:
-        """Roll out ``num_traj`` trajectories per task.
+               generator: torch.Generator, seed_rng: np.random.Generator, part: slice = slice(None)) -> Batch:
+        """Roll out ``num_traj`` trajectories per task of ``tasks[part]``.
 
-        The action noise [T, N, M, act_dim] and the reset seeds [N*M] are drawn here, before any
-        env runs, so rollout workers see the same noise and seeds (see :mod:`rlmaml.workers`).
+        The action noise [T, N, M, act_dim] and the reset seeds [N*M] of all N tasks are drawn here,
+        before any env runs, so rollout workers, and ranks that sample other parts of ``tasks``, see
+        the same noise and seeds as one process sampling them all (see :mod:`rlmaml.workers`,
+        :mod:`rlmaml.distributed`).
 
         Args:
-            params: meta-parameters (shared) or per-task parameters with leading axis [N].
+            params: meta-parameters (shared) or per-task parameters with leading axis [n], n the
+                number of tasks in ``part``.
             generator: torch RNG for the policy's action noise.
             seed_rng: numpy RNG for the sub-envs' reset seeds.
+            part: the tasks to roll out (default all), a slice with step 1.
 
         Returns:
-            A :class:`Batch` of shape [N, num_traj, horizon, ...] with zero advantages.
+            A :class:`Batch` of shape [n, num_traj, horizon, ...] with zero advantages.
         """
-        num_tasks, horizon = len(tasks), self.horizon
+        horizon = self.horizon
         dtype = next(policy.parameters()).dtype
-        noise = torch.stack([torch.randn((num_tasks, num_traj, self.act_dim), generator=generator, dtype=dtype)
+        noise = torch.stack([torch.randn((len(tasks), num_traj, self.act_dim), generator=generator, dtype=dtype)
                              for _ in range(horizon)])
-        seeds = seed_rng.integers(0, 2**31 - 1, size=num_tasks * num_traj)
+        seeds = seed_rng.integers(0, 2**31 - 1, size=len(tasks) * num_traj)
+        start, stop, _ = part.indices(len(tasks))
+        if (start, stop) != (0, len(tasks)):
+            tasks, noise, seeds = tasks[start:stop], noise[:, start:stop].contiguous(), seeds[start * num_traj:stop * num_traj]
+        num_tasks = len(tasks)
         if self.workers is not None and num_tasks > 1:
             rollout = self.workers.roll_out(policy, params, tasks, num_traj, noise, seeds)
         else:

@@ -7,15 +7,21 @@ import signal
 import sys
 import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any, Iterator
 
+import torch
+from torch import Tensor
+from torch.nn.utils import parameters_to_vector
 from tqdm.auto import tqdm
 
 from rlmaml.adaptation import InnerUpdate, sample_adaptation_batches
+from rlmaml.batch import Batch
 from rlmaml.budget import batch_bytes, require_memory
 from rlmaml.checkpoints import RUN_STATE_KEYS, check_state, load_checkpoint, restore_policy, save_checkpoint
-from rlmaml.config import ConfigError, TrainConfig, load_config
+from rlmaml.config import ConfigError, TrainConfig, from_dict, load_config
+from rlmaml.distributed import Ranks
 from rlmaml.errors import UserError
 from rlmaml.meta import MetaBatch, MetaLearner
 from rlmaml.monitor import RunawayDetector, action_bound_share
@@ -41,19 +47,19 @@ from rlmaml.tensorboard import MetricsBoard, require_tensorboard
 from rlmaml.trpo import MetaTRPO
 
 
-def make_meta_learner(config: TrainConfig, policy: GaussianMLPPolicy) -> MetaLearner:
+def make_meta_learner(config: TrainConfig, policy: GaussianMLPPolicy, ranks: Ranks = Ranks()) -> MetaLearner:
     """The outer update ``config.outer.optimizer`` names, for ``policy``, with the run's inner update."""
     inner, outer = InnerUpdate.for_training(config), config.outer
     if outer.optimizer == "ppo":
-        return MetaPPO(policy, inner, outer.first_order, outer.ppo)
-    return MetaTRPO(policy, inner, outer.first_order, outer.trpo)
+        return MetaPPO(policy, inner, outer.first_order, outer.ppo, ranks)
+    return MetaTRPO(policy, inner, outer.first_order, outer.trpo, ranks)
 
 
 def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, meta: MetaLearner, tasks: list[Task],
-                      streams: RandomStreams) -> MetaBatch:
-    """Inner-step batches and the post-adaptation batch, new trajectories after every step."""
+                      streams: RandomStreams, part: slice = slice(None)) -> MetaBatch:
+    """Inner-step batches and the post-adaptation batch of ``tasks[part]``, new trajectories after every step."""
     batches, _ = sample_adaptation_batches(sampler, meta.policy, tasks, config.task.num_traj, meta.inner,
-                                           config.advantages, streams.policy_noise, streams.env_seeds)
+                                           config.advantages, streams.policy_noise, streams.env_seeds, part)
     return MetaBatch(batches[:-1], batches[-1])
 
 
@@ -85,11 +91,15 @@ class Trainer:
     """Owns one run folder; ``create`` starts a run, ``resume`` continues one from its checkpoint.
     Both hold the folder's lock until :meth:`close`, so no second process trains the same run."""
 
-    def __init__(self, config: TrainConfig, run: RunDir):
+    def __init__(self, config: TrainConfig, run: RunDir, ranks: Ranks = Ranks()):
         if config.run.tensorboard:
             require_tensorboard()  # before anything is written
+        if config.task.num_tasks < ranks.size:
+            raise ConfigError(f"{ranks.size} processes need at least as many tasks per meta-batch; task.num_tasks "
+                              f"is {config.task.num_tasks}")
         self.config = config
         self.run = run
+        self.ranks = ranks
         self.sampler = TaskSampler.for_config(config)
         task = config.task
         try:
@@ -103,7 +113,7 @@ class Trainer:
         self.streams = RandomStreams.from_seed(config.seed)
         self.policy = make_policy(config.policy, self.sampler.obs_dim, self.sampler.act_dim,
                                   self.streams.policy_init_seed)
-        self.meta = make_meta_learner(config, self.policy)
+        self.meta = make_meta_learner(config, self.policy, ranks)
         self.iteration = 0
         self.best_return = float("-inf")
         self.runaway = RunawayDetector()
@@ -125,10 +135,13 @@ class Trainer:
         self.close()
 
     @classmethod
-    def create(cls, config: TrainConfig, path: Path) -> "Trainer":
-        """Start a new run in ``path`` (which must not already hold a run)."""
+    def create(cls, config: TrainConfig, path: Path, ranks: Ranks = Ranks()) -> "Trainer":
+        """Start a new run in ``path`` (which must not already hold a run); with several ranks, rank 0
+        writes it."""
         run = RunDir(path)
-        trainer = cls(config, run)  # fails on a bad env id before anything is written
+        trainer = cls(config, run, ranks)  # fails on a bad env id before anything is written
+        if not ranks.main:
+            return trainer
         with ExitStack() as on_error:
             on_error.callback(trainer.close)
             make_output_dir(path)
@@ -144,9 +157,17 @@ class Trainer:
         return trainer
 
     @classmethod
-    def resume(cls, path: Path, num_iterations: int | None = None, resume_from: int | None = None) -> "Trainer":
+    def resume(cls, path: Path, num_iterations: int | None = None, resume_from: int | None = None,
+               ranks: Ranks = Ranks()) -> "Trainer":
         """Continue the run in ``path`` from its last checkpoint (or from the snapshot of iteration
-        ``resume_from``), optionally to more iterations."""
+        ``resume_from``), optionally to more iterations. With several ranks, rank 0 reads the run folder
+        and sends the others its config and state (the number of ranks may differ from the run's
+        earlier ones)."""
+        if not ranks.main:
+            config_values, state, records = ranks.broadcast(None)
+            trainer = cls(from_dict(config_values), RunDir(path), ranks)
+            trainer._restore(state, records, Path(path))
+            return trainer
         run = RunDir(path)
         run.require("config", *(("checkpoint",) if resume_from is None else ()))
         source = run.checkpoint if resume_from is None else run.snapshot(resume_from)
@@ -170,25 +191,34 @@ class Trainer:
                     raise RunError(f"{path} has already trained {state['iteration']} iterations; "
                                    f"--num-iterations must be at least that")
                 config = config.with_values({"num_iterations": num_iterations})
-            trainer = cls(config, run)
+            trainer = cls(config, run, ranks)
             on_error.callback(trainer.sampler.close)
-            restore_policy(trainer.policy, state, source)
-            try:
-                trainer.streams.load_state(state["rng"])
-            except (KeyError, TypeError, ValueError, RuntimeError):
-                raise RunError(f"{source} holds random-stream states that cannot be restored; the file was "
-                               "changed or damaged") from None
-            trainer.meta.load_state_dict(state.get("meta_optimizer", {}))  # absent before PPO existed
-            trainer.iteration = state["iteration"]
-            trainer.best_return = state["best_return"]
+            trainer._restore(state, [], source)
             if num_iterations is not None:
                 write_json(config.to_dict(), run.config)
             truncate_metrics(run.metrics, trainer.iteration)
-            for record in read_metrics(run.metrics):  # the detector continues where the run stopped
+            records = read_metrics(run.metrics)
+            for record in records:  # the detector continues where the run stopped
                 trainer.runaway.update(record)
             trainer._lock = lock
             on_error.pop_all()
+        ranks.broadcast((config.to_dict(), state, records))
         return trainer
+
+    def _restore(self, state: dict[str, Any], records: list[dict[str, Any]], source: Path) -> None:
+        """Take the policy, random streams, outer optimiser and progress of a checked checkpoint
+        ``state``, and feed the run-away detector the run's earlier ``records``."""
+        restore_policy(self.policy, state, source)
+        try:
+            self.streams.load_state(state["rng"])
+        except (KeyError, TypeError, ValueError, RuntimeError):
+            raise RunError(f"{source} holds random-stream states that cannot be restored; the file was "
+                           "changed or damaged") from None
+        self.meta.load_state_dict(state.get("meta_optimizer", {}))  # absent before PPO existed
+        self.iteration = state["iteration"]
+        self.best_return = state["best_return"]
+        for record in records:
+            self.runaway.update(record)
 
     def _state(self) -> dict[str, Any]:
         return {"iteration": self.iteration, "best_return": self.best_return,
@@ -196,7 +226,25 @@ class Trainer:
                 "rng": self.streams.state(), "meta_optimizer": self.meta.state_dict()}
 
     def _save(self, state: dict[str, Any]) -> None:
-        save_checkpoint(state, self.run.checkpoint)
+        if self.ranks.main:
+            save_checkpoint(state, self.run.checkpoint)
+
+    def _mean(self, values: Tensor) -> float:
+        """The mean of ``values`` (any shape, this rank's tasks first) over every rank's entries."""
+        if self.ranks.size == 1:
+            return float(values.mean())
+        total, count = self.ranks.sum(torch.stack([values.double().sum(), torch.tensor(float(values.numel()),
+                                                                                        dtype=torch.float64)]))
+        return float(total / count)
+
+    def _bound_share(self, batch: Batch) -> float:
+        """The share of pre-update action components at the action bounds, over every rank's steps."""
+        share = action_bound_share(batch, self.sampler.envs.action_low, self.sampler.envs.action_high)
+        if self.ranks.size == 1:
+            return share
+        components = float(batch.mask.sum()) * self.sampler.act_dim
+        total, count = self.ranks.sum(torch.tensor([share * components, components], dtype=torch.float64))
+        return float(total / count.clamp_min(1.0))
 
     def _diverged_message(self) -> str:
         if len(self.non_finite) == self.config.task.num_tasks:
@@ -212,14 +260,22 @@ class Trainer:
         """Sample, update once, and return this iteration's metrics."""
         start = time.perf_counter()
         tasks = self.sampler.sample_tasks(self.config.task.num_tasks, self.streams.train_tasks)
-        meta_batch = sample_meta_batch(self.config, self.sampler, self.meta, tasks, self.streams)
+        part = self.ranks.share(len(tasks))
+        meta_batch = sample_meta_batch(self.config, self.sampler, self.meta, tasks, self.streams, part)
         sampled = time.perf_counter()
         finite = meta_batch.finite_tasks()
-        self.non_finite = [task for task, ok in zip(tasks, finite.tolist()) if not ok]
-        if self.non_finite:  # dropped from this meta-batch: one broken task must not stop every update
+        dropped = [task for task, ok in zip(tasks[part], finite.tolist()) if not ok]
+        if dropped:  # dropped from this meta-batch: one broken task must not stop every update
             meta_batch = meta_batch.tasks(finite.nonzero().flatten())
+        if self.ranks.size == 1:
+            self.non_finite = dropped
+        else:  # every rank's share: where its tasks start among the kept ones, and how many are kept
+            shares = self.ranks.gather((dropped, meta_batch.valid.num_tasks))
+            self.non_finite = [task for share_dropped, _ in shares for task in share_dropped]
+            kept = [count for _, count in shares]
+            meta_batch = replace(meta_batch, first=sum(kept[:self.ranks.rank]), total=sum(kept))
         before_update = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
-        if meta_batch.valid.num_tasks:
+        if meta_batch.num_tasks:
             stats = self.meta.step(meta_batch)
         else:  # no task left: no update; counts toward stopping as a non-finite loss does
             stats = {"loss_before": math.nan, "loss_after": math.nan, "kl": 0.0, "step_accepted": 0.0}
@@ -227,15 +283,14 @@ class Trainer:
         before, after = (meta_batch.train or [meta_batch.valid])[0], meta_batch.valid  # baselines: no inner step
         record = {
             "iteration": self.iteration,
-            "pre_return": float(before.episode_returns().mean()),
-            "post_return": float(after.episode_returns().mean()),
-            "pre_length": float(before.episode_lengths().mean()),
-            "post_length": float(after.episode_lengths().mean()),
+            "pre_return": self._mean(before.episode_returns()),
+            "post_return": self._mean(after.episode_returns()),
+            "pre_length": self._mean(before.episode_lengths()),
+            "post_length": self._mean(after.episode_lengths()),
             "non_finite_tasks": len(self.non_finite),
-            "pre_action_bound_share": action_bound_share(before, self.sampler.envs.action_low,
-                                                         self.sampler.envs.action_high),
+            "pre_action_bound_share": self._bound_share(before),
             **({} if before.success is None or after.success is None else {
-                "pre_success": float(before.success.mean()), "post_success": float(after.success.mean())}),
+                "pre_success": self._mean(before.success), "post_success": self._mean(after.success)}),
             **stats,
             "time_sampling": sampled - start,
             "time_update": done - sampled,
@@ -244,18 +299,21 @@ class Trainer:
         record["runaway"] = float(self.runaway.update(record)) if self.config.inner_lrs else 0.0
         if record["post_return"] > self.best_return:
             self.best_return = record["post_return"]
-            save_checkpoint({"iteration": self.iteration, "post_return": self.best_return, "policy": before_update},
-                            self.run.best_checkpoint)
+            if self.ranks.main:
+                save_checkpoint({"iteration": self.iteration, "post_return": self.best_return,
+                                 "policy": before_update}, self.run.best_checkpoint)
+        self.ranks.require_identical(parameters_to_vector(self.policy.parameters()), "policy parameters")
         return record
 
     def train(self, progress: bool = True) -> None:
         """Run until ``num_iterations`` (none for ``random``); Ctrl-C writes a checkpoint of the last
         finished iteration."""
         last_state = self._state()
-        bar = tqdm(total=self.config.trained_iterations, initial=self.iteration, disable=not progress,
+        main = self.ranks.main
+        bar = tqdm(total=self.config.trained_iterations, initial=self.iteration, disable=not (progress and main),
                    desc="meta-training" if self.config.method == "maml" else f"training ({self.config.method})",
                    unit="it")
-        board = MetricsBoard(self.run, self.iteration) if self.config.run.tensorboard else None
+        board = MetricsBoard(self.run, self.iteration) if self.config.run.tensorboard and main else None
         non_finite = 0
         warned = False
         try:
@@ -264,13 +322,14 @@ class Trainer:
                 non_finite = 0 if math.isfinite(record["loss_before"]) else non_finite + 1
                 if non_finite == DIVERGED_AFTER:
                     raise TrainingDiverged(self._diverged_message())
-                append_metrics(record, self.run.metrics)
-                if self.non_finite:
+                if main:
+                    append_metrics(record, self.run.metrics)
+                if self.non_finite and main:
                     shown = ", ".join(json_text(task) for task in self.non_finite[:3])
                     bar.write(f"rlmaml: warning: iteration {record['iteration']}: dropped {len(self.non_finite)} of "
                               f"{self.config.task.num_tasks} tasks whose rewards or observations were not finite "
                               f"({shown}{', ...' if len(self.non_finite) > 3 else ''})", file=sys.stderr)
-                if record["runaway"] and not warned:
+                if record["runaway"] and not warned and main:
                     warned = True
                     bar.write(f"rlmaml: warning: iteration {record['iteration']}: the pre-update return fell to "
                               f"{record['pre_return']:.1f} while the adapted return holds: the pre-update policy "
@@ -281,7 +340,7 @@ class Trainer:
                 last_state = self._state()
                 if self.iteration % self.config.run.checkpoint_every == 0:
                     self._save(last_state)
-                if self.config.run.snapshot_every and self.iteration % self.config.run.snapshot_every == 0:
+                if main and self.config.run.snapshot_every and self.iteration % self.config.run.snapshot_every == 0:
                     snapshot = self.run.snapshot(self.iteration)
                     snapshot.parent.mkdir(exist_ok=True)
                     save_checkpoint(last_state, snapshot)  # the whole state: --resume-from can continue from it

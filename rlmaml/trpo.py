@@ -20,7 +20,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from rlmaml.adaptation import InnerUpdate
 from rlmaml.batch import Batch, masked_task_mean
 from rlmaml.config import TRPOConfig
-from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, mean_kl
+from rlmaml.distributed import Ranks
+from rlmaml.meta import MetaBatch, MetaLearner, likelihood_ratio, task_kl, task_mean
 from rlmaml.optim import conjugate_gradient
 from rlmaml.policy import GaussianMLPPolicy, Params
 
@@ -85,17 +86,20 @@ def _step_statistics(proposal: ProposedStep, full_step: Candidate, accepted: Can
 class MetaTRPO(MetaLearner):
     """Second-order (or first-order) MAML with a TRPO outer step on ``policy``'s parameters."""
 
-    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool, settings: TRPOConfig):
-        super().__init__(policy, inner, first_order)
+    def __init__(self, policy: GaussianMLPPolicy, inner: InnerUpdate, first_order: bool, settings: TRPOConfig,
+                 ranks: Ranks = Ranks()):
+        super().__init__(policy, inner, first_order, ranks)
         self.settings = settings
 
     def surrogate_and_kl(self, mean: Tensor, log_std: Tensor, old: tuple[Tensor, Tensor],
-                         valid: Batch) -> tuple[Tensor, Tensor]:
-        """Surrogate loss (minus the importance-weighted advantage) and KL(old || new), both
-        averaged over valid steps within a task and then over tasks (scalars)."""
+                         meta_batch: MetaBatch, valid: Batch | None = None) -> tuple[Tensor, Tensor]:
+        """This rank's part (:func:`rlmaml.meta.task_mean`) of the surrogate loss (minus the
+        importance-weighted advantage) and of KL(old || new), both averaged over valid steps within a
+        task and then over tasks (scalars), on ``valid`` (default ``meta_batch.valid``)."""
+        valid = meta_batch.valid if valid is None else valid
         ratio = likelihood_ratio(mean, log_std, old, valid)
-        loss = -masked_task_mean(ratio * valid.flat("advantages"), valid.flat("mask")).mean()
-        return loss, mean_kl(old, mean, log_std, valid)
+        loss = task_mean(-masked_task_mean(ratio * valid.flat("advantages"), valid.flat("mask")), meta_batch)
+        return loss, task_mean(task_kl(old, mean, log_std, valid), meta_batch)
 
     def proposed_step(self, meta_batch: MetaBatch) -> ProposedStep:
         """The full TRPO step before the line search: the conjugate-gradient direction scaled so
@@ -107,8 +111,9 @@ class MetaTRPO(MetaLearner):
         adapted = self.adapted(params, meta_batch, create_graph)
         mean, log_std = self.policy.distribution(adapted, meta_batch.valid.flat("observations"))
         old = (mean.detach(), log_std.detach())
-        loss, _ = self.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
-        grad = flat(torch.autograd.grad(loss, param_list))
+        loss, _ = self.surrogate_and_kl(mean, log_std, old, meta_batch)
+        grad = self.ranks.sum(flat(torch.autograd.grad(loss, param_list)))
+        loss = self.ranks.sum(loss.detach())
 
         hvp = self._hessian_vector_product(params, meta_batch, create_graph, adapted)
         direction, h_direction = conjugate_gradient(hvp, grad, s.cg_iterations)
@@ -127,13 +132,14 @@ class MetaTRPO(MetaLearner):
         vector_to_parameters(vector, list(params.values()))
         with torch.no_grad():
             mean, log_std = self.distribution(params, meta_batch, create_graph=False)
-            loss, kl = self.surrogate_and_kl(mean, log_std, proposal.old, meta_batch.valid)
-            pre_kl = math.nan
+            loss, kl = self.surrogate_and_kl(mean, log_std, proposal.old, meta_batch)
+            pre_kl = torch.full_like(loss, math.nan)
             if proposal.old_pre is not None:
                 pre = meta_batch.train[0]
-                pre_kl = float(mean_kl(proposal.old_pre, *self.policy.distribution(params, pre.flat("observations")),
-                                       pre))
-        return Candidate(float(loss), float(kl), pre_kl)
+                pre_kl = task_mean(task_kl(proposal.old_pre, *self.policy.distribution(params, pre.flat("observations")),
+                                           pre), meta_batch)
+            loss, kl, pre_kl = self.ranks.sum(torch.stack([loss, kl, pre_kl])).tolist()
+        return Candidate(loss, kl, pre_kl)
 
     def step(self, meta_batch: MetaBatch) -> dict[str, float]:
         """One TRPO meta-update in place; returns statistics of the step."""
@@ -187,11 +193,13 @@ class MetaTRPO(MetaLearner):
         taken as the identity (the Fisher matrix of the adapted policy; no second derivatives).
         """
         s = self.settings
-        num_tasks = max(1, round(s.hvp_task_fraction * meta_batch.valid.num_tasks))
-        if num_tasks < meta_batch.valid.num_tasks:
-            meta_batch = meta_batch.tasks(slice(0, num_tasks))
+        num_tasks = max(1, round(s.hvp_task_fraction * meta_batch.num_tasks))
+        if num_tasks < meta_batch.num_tasks:
+            meta_batch = meta_batch.leading(num_tasks)
             if self.inner.lrs:  # without inner steps the "adapted" parameters have no task axis
-                adapted = {name: value[:num_tasks] for name, value in adapted.items()}
+                adapted = {name: value[:meta_batch.valid.num_tasks] for name, value in adapted.items()}
+        if meta_batch.valid.num_tasks == 0:  # this rank holds none of the tasks the curvature is measured on
+            return lambda vector: self.ranks.sum(torch.zeros_like(vector)) + s.cg_damping * vector
         used = max(1, round(s.hvp_traj_fraction * meta_batch.valid.num_traj))
         subsampled = used < meta_batch.valid.num_traj
         valid = meta_batch.valid.trajectories(slice(0, used)) if subsampled else meta_batch.valid
@@ -205,11 +213,11 @@ class MetaTRPO(MetaLearner):
             curvature_params = self.adapt(params, train, create_graph)
         mean, log_std = self.policy.distribution(curvature_params, valid.flat("observations"))
         # KL to the current (detached) distribution: value and gradient are 0 here, Hessian is not
-        _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), valid)
+        _, kl = self.surrogate_and_kl(mean, log_std, (mean.detach(), log_std.detach()), meta_batch, valid)
         kl_grad = flat(torch.autograd.grad(kl, param_list, create_graph=True))
 
         def product(vector: Tensor) -> Tensor:
             hv = torch.autograd.grad(kl_grad @ vector, param_list, retain_graph=True)
-            return flat(hv) + s.cg_damping * vector
+            return self.ranks.sum(flat(hv)) + s.cg_damping * vector
 
         return product

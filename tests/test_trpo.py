@@ -7,7 +7,7 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from rlmaml.adaptation import adapt_step
 from rlmaml.config import TRPOConfig
-from rlmaml.meta import MetaBatch, mean_kl
+from rlmaml.meta import MetaBatch, task_kl
 from rlmaml.optim import conjugate_gradient
 from rlmaml.trpo import Candidate, MetaTRPO, ProposedStep
 
@@ -47,7 +47,7 @@ def _meta_batch(seed=0, num_tasks=3):
 def _kl_gradient(meta, policy, meta_batch, old, vector):
     vector_to_parameters(vector, policy.parameters())
     mean, log_std = meta.distribution(policy.params(), meta_batch, create_graph=True)
-    _, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+    _, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch)
     return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
 
 
@@ -97,7 +97,7 @@ def test_lvc_hessian_vector_product_matches_finite_differences_with_frozen_stop_
         vector_to_parameters(vector, policy.parameters())
         adapted = frozen_lvc_adapt(policy, policy.params(), meta_batch.train, [0.5], behaviour)
         mean, log_std = policy.distribution(adapted, meta_batch.valid.flat("observations"))
-        _, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+        _, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch)
         return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
 
     theta = parameters_to_vector(policy.parameters()).detach().clone()
@@ -113,7 +113,7 @@ def test_lvc_hessian_vector_product_matches_finite_differences_with_frozen_stop_
 def _kl_and_loss(meta, policy, meta_batch, old):
     with torch.no_grad():
         mean, log_std = meta.distribution(policy.params(), meta_batch, create_graph=False)
-        loss, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch.valid)
+        loss, kl = meta.surrogate_and_kl(mean, log_std, old, meta_batch)
     return float(loss), float(kl)
 
 
@@ -138,8 +138,8 @@ def test_trpo_restores_parameters_when_no_step_is_acceptable():
     exact = meta.surrogate_and_kl
     candidates = []
 
-    def kl_always_too_large(mean, log_std, old, valid):
-        loss, kl = exact(mean, log_std, old, valid)
+    def kl_always_too_large(mean, log_std, old, meta_batch, valid=None):
+        loss, kl = exact(mean, log_std, old, meta_batch, valid)
         if not torch.is_grad_enabled():  # a line-search candidate
             candidates.append(parameters_to_vector(policy.parameters()).detach().clone())
             return loss, kl + 1.0
@@ -282,7 +282,7 @@ def test_hvp_with_first_order_adaptation_is_the_hessian_of_the_kl_with_the_adapt
         vector_to_parameters(vector, policy.parameters())
         shifted = {name: p + shift[name] for name, p in policy.params().items()}
         mean, log_std = policy.distribution(shifted, half.valid.flat("observations"))
-        _, kl = meta.surrogate_and_kl(mean, log_std, old, half.valid)
+        _, kl = meta.surrogate_and_kl(mean, log_std, old, half)
         return parameters_to_vector(torch.autograd.grad(kl, list(policy.parameters())))
 
     torch.testing.assert_close(product, _central_difference(kl_gradient, theta, v), rtol=1e-4, atol=1e-8)
@@ -354,6 +354,6 @@ def test_steps_report_the_pre_update_kl_and_baselines_have_none():
     assert stats["step_accepted"] == 1.0 and stats["kl"] <= 0.01
     with torch.no_grad():
         after = policy.distribution(policy.params(), meta_batch.train[0].flat("observations"))
-    assert stats["pre_kl"] == pytest.approx(float(mean_kl(before, *after, meta_batch.train[0])), rel=1e-12)
+    assert stats["pre_kl"] == pytest.approx(float(task_kl(before, *after, meta_batch.train[0]).mean()), rel=1e-12)
     baseline = MetaTRPO(policy, inner_update([]), first_order=False, settings=_settings())
     assert "pre_kl" not in baseline.step(MetaBatch([], meta_batch.valid))

@@ -393,6 +393,8 @@ def performance_page() -> str:
                       "iterations after the first:", "",
                       "| seconds per meta-iteration | sampling (both batches) | TRPO meta-update |", "|---|---|---|",
                       f"| {t['time_total']:.2f} | {t['time_sampling']:.2f} | {t['time_update']:.2f} |", ""]
+    if "distributed" in records:
+        lines += scaling_section(records["distributed"])
     lines += [
         "## What to know",
         "",
@@ -407,6 +409,63 @@ def performance_page() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+CORES_PER_MACHINE = 16
+MACHINES = (1, 4, 16)
+NETWORK_BYTES_PER_SECOND = 10e9 / 8
+"""Assumed, not measured: a 10 Gbit/s link between machines."""
+
+
+def scaling_section(record: dict[str, Any]) -> list[str]:
+    """The measured parts of a distributed meta-iteration and the scaling model built from them."""
+    cheetah, ant = record["cheetah_vel"], record["ant_dir"]
+    one, two = cheetah["one_process_two_workers"], cheetah["two_ranks_one_worker_each"]
+    cores = record["machine"]["cores"]
+    hop = record["allreduce_seconds"]["1"] / 2  # two processes: an all-reduce is two ring steps
+    calls, size = two["allreduce_calls"], two["allreduce_bytes"]
+    lines = ["## Across processes (torchrun)", "",
+             f"The `cheetah-vel` preset on this machine's {cores} cores, median of {one['iterations']} meta-iterations "
+             "after the first:", "",
+             "| configuration | seconds per meta-iteration | sampling | meta-update |", "|---|---|---|---|",
+             f"| 1 process, 2 rollout workers | {one['time_total']:.2f} | {one['time_sampling']:.2f} | "
+             f"{one['time_update']:.2f} |",
+             f"| 2 ranks (torchrun, gloo; one torch thread each), 1 worker each | {two['time_total']:.2f} | "
+             f"{two['time_sampling']:.2f} | "
+             f"{two['time_update']:.2f} |", "",
+             f"The ranks all-reduce {calls:.0f} times per meta-iteration, {size / 1e6:.2f} MB in all (the policy "
+             f"has {cheetah['policy_parameters']:,} parameters: the gradient, one vector per conjugate-gradient "
+             "iteration, the parameter check, and a few scalars). One all-reduce between two processes on this "
+             "machine (gloo, loopback) takes " + ", ".join(
+                 f"{seconds * 1e6:.0f} µs for {int(n):,} float{'s' if int(n) > 1 else ''}"
+                 for n, seconds in record["allreduce_seconds"].items())
+             + ".", "",
+             "### Scaling model", "",
+             f"From those parts: sampling costs a = (sampling seconds x {cores} workers) / tasks core-seconds per "
+             "task, and a worker samples whole tasks, so a machine with n tasks and c cores samples in "
+             "a x ceil(n / c); the meta-update costs u seconds per task held (measured with "
+             f"{record['machine']['torch_threads']} threads, and assumed not to speed up with more); a ring "
+             "all-reduce over P machines takes 2 (P - 1) steps of the loopback step latency measured above, "
+             "plus 2 (P - 1) / P of the bytes over a 10 Gbit/s link (assumed, not measured). One rank per "
+             f"machine of {CORES_PER_MACHINE} cores, 40 tasks:", "",
+             "| preset | a (core-s per task) | u (s per task) | " + " | ".join(
+                 f"{m} machine{'s' if m > 1 else ''}" for m in MACHINES) + " |", "|---|---|---|" + "---|" * len(MACHINES)]
+    for name, parts in (("cheetah-vel", one), ("ant-dir", ant["one_process_two_workers"])):
+        sample = parts["time_sampling"] * cores / cheetah["tasks"]
+        update = parts["time_update"] / cheetah["tasks"]
+        cells = []
+        for machines in MACHINES:
+            held = math.ceil(cheetah["tasks"] / machines)
+            talk = 0.0 if machines == 1 else (calls * 2 * (machines - 1) * hop
+                                              + 2 * (machines - 1) / machines * size / NETWORK_BYTES_PER_SECOND)
+            cells.append(f"{sample * math.ceil(held / CORES_PER_MACHINE) + update * held + talk:.2f} s")
+        lines.append(f"| `{name}` | {sample:.2f} | {update:.3f} | " + " | ".join(cells) + " |")
+    lines += ["", "Sampling stops scaling once a machine holds no more tasks than it has cores (here from 3 "
+              "machines on): a task's trajectories are sampled by one worker, so one task's sampling time is the "
+              "floor. The update keeps shrinking with the tasks per machine until the all-reduces' latency, about "
+              f"{calls:.0f} x 2 (P - 1) steps, catches up with it. More tasks per meta-batch scale further.", "",
+              f"`{record['command']}` on {_machine(record)}.", ""]
+    return lines
 
 
 PAGES = {"configuration.md": configuration_page, "results.md": results_page, "performance.md": performance_page}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -92,13 +93,18 @@ def sample_adaptation_batches(sampler: TaskSampler, policy: GaussianMLPPolicy, t
                               seed_rng: np.random.Generator, part: slice = slice(None)) -> tuple[list[Batch], list[Params]]:
     """``len(inner.lrs) + 1`` batches with advantages: batch k is sampled NEW after k inner steps, and
     inner step k adapts (first order, no graph) on batch k. Also returns the detached parameters
-    batch k was sampled with (no task axis for k = 0, [n, ...] after). Only the tasks ``tasks[part]``
+    batch k was sampled with (no task axis for k = 0, [n, ...] after). The batches are on CPU, where
+    they are sampled; the parameters and the inner steps on the policy's device. Only the tasks ``tasks[part]``
     are sampled, with the random numbers they get when all are (:meth:`TaskSampler.sample`)."""
     params = [detached(policy.params())]
+    device = params[0]["log_std"].device
+    on_cpu = policy if device.type == "cpu" else copy.deepcopy(policy).cpu()  # rollouts run on CPU
     batches = []
     for k in range(len(inner.lrs) + 1):
-        batch = sampler.sample(policy, params[-1], tasks, num_traj, generator, seed_rng, part)
+        batch = sampler.sample(on_cpu, {name: p.cpu() for name, p in params[-1].items()}, tasks, num_traj,
+                               generator, seed_rng, part)
         batches.append(with_advantages(batch, advantages.gamma, advantages.gae_lambda))
         if k < len(inner.lrs):
-            params.append(detached(adapt_step(policy, params[-1], batches[-1], inner, k, create_graph=False)))
+            params.append(detached(adapt_step(policy, params[-1], batches[-1].to(device), inner, k,
+                                              create_graph=False)))
     return batches, params

@@ -72,6 +72,12 @@ class Batch:
     def replace(self, **changes: Tensor) -> "Batch":
         return replace(self, **changes)
 
+    def to(self, device: torch.device) -> "Batch":
+        """The batch with every tensor on ``device`` (itself if they are there already)."""
+        if self.rewards.device == torch.device(device):
+            return self
+        return self._select(lambda value: value.to(device))
+
     def tasks(self, index: Tensor | slice) -> "Batch":
         """The sub-batch of the selected tasks."""
         return self._select(lambda value: value[index])

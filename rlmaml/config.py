@@ -41,6 +41,7 @@ InnerObjectiveName = Literal["reinforce", "lvc", "dice"]
 StepRuleName = Literal["fixed", "return-scaled"]
 MetaOptimizerName = Literal["trpo", "ppo"]
 HvpAdaptation = Literal["subsample", "full", "first-order"]
+DeviceName = Literal["cpu", "cuda"]
 TaskSet = Literal["test", "validation"]
 """The tasks ``rlmaml evaluate`` can adapt on: the run's recorded held-out tasks, or validation tasks."""
 
@@ -304,6 +305,10 @@ class RunConfig(Section):
     """Also keep the policy every this many meta-iterations in ``snapshots/`` (0: never)."""
     tensorboard: bool = setting(False)
     """Also log every metric to TensorBoard event files in ``tensorboard/`` (needs ``rlmaml[tensorboard]``)."""
+    device: DeviceName = setting("cpu")
+    """Where the policy and the meta-update run: ``cpu``, or ``cuda`` (the current GPU). Rollouts run on CPU
+    either way, with a CPU copy of the parameters; checkpoints hold CPU tensors, so a run moves between
+    devices."""
 
 
 @dataclass(frozen=True)

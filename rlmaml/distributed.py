@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 
+@dataclass
+class Traffic:
+    """What this process's all-reduces of tensors have sent so far (for the metrics and the scaling model)."""
+
+    calls: int = 0
+    bytes: int = 0
+
+
+TRAFFIC = Traffic()
+
+
 class RanksDiverged(UserError, RuntimeError):
     """The ranks' parameters differ: a rank took another step than the others."""
 
@@ -48,9 +59,11 @@ class Ranks:
             return value
         import torch.distributed
 
-        total = value.detach().clone()
+        total = value.detach().cpu().clone()  # gloo reduces CPU tensors
         torch.distributed.all_reduce(total)
-        return total
+        TRAFFIC.calls += 1
+        TRAFFIC.bytes += total.numel() * total.element_size()
+        return total.to(value.device)
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's ``value`` (any picklable object) on every rank."""
@@ -79,9 +92,11 @@ class Ranks:
         import torch
         import torch.distributed
 
-        high, low = vector.detach().clone(), vector.detach().clone()
+        high, low = vector.detach().cpu().clone(), vector.detach().cpu().clone()
         torch.distributed.all_reduce(high, op=torch.distributed.ReduceOp.MAX)
         torch.distributed.all_reduce(low, op=torch.distributed.ReduceOp.MIN)
+        TRAFFIC.calls += 2
+        TRAFFIC.bytes += 2 * vector.numel() * vector.element_size()
         if not torch.equal(high, low):
             raise RanksDiverged(f"the ranks' {what} differ (at {int((high != low).sum())} of {vector.numel()} "
                                 "entries): the ranks no longer take the same steps")

@@ -37,6 +37,10 @@ class MetaBatch:
         """The meta-batch of the selected tasks (of this rank's; the total is then this rank's count)."""
         return MetaBatch([batch.tasks(index) for batch in self.train], self.valid.tasks(index))
 
+    def to(self, device: torch.device) -> "MetaBatch":
+        """The meta-batch with every batch on ``device``."""
+        return replace(self, train=[batch.to(device) for batch in self.train], valid=self.valid.to(device))
+
     def leading(self, count: int) -> "MetaBatch":
         """The meta-batch of the whole meta-batch's first ``count`` tasks: this rank's of them, which may be none."""
         if self.total is None:

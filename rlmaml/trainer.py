@@ -21,7 +21,7 @@ from rlmaml.batch import Batch
 from rlmaml.budget import batch_bytes, require_memory
 from rlmaml.checkpoints import RUN_STATE_KEYS, check_state, load_checkpoint, restore_policy, save_checkpoint
 from rlmaml.config import ConfigError, TrainConfig, from_dict, load_config
-from rlmaml.distributed import Ranks
+from rlmaml.distributed import TRAFFIC, Ranks
 from rlmaml.errors import UserError
 from rlmaml.meta import MetaBatch, MetaLearner
 from rlmaml.monitor import RunawayDetector, action_bound_share
@@ -63,6 +63,17 @@ def sample_meta_batch(config: TrainConfig, sampler: TaskSampler, meta: MetaLearn
     return MetaBatch(batches[:-1], batches[-1])
 
 
+def on_cpu(value: Any) -> Any:
+    """``value`` (tensors, in dicts, lists and tuples at any depth) with every tensor on CPU."""
+    if isinstance(value, Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: on_cpu(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(on_cpu(item) for item in value)
+    return value
+
+
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """Ignore SIGINT and SIGTERM inside the block (in the main thread; elsewhere signals do not reach
@@ -97,6 +108,9 @@ class Trainer:
         if config.task.num_tasks < ranks.size:
             raise ConfigError(f"{ranks.size} processes need at least as many tasks per meta-batch; task.num_tasks "
                               f"is {config.task.num_tasks}")
+        self.device = torch.device(config.run.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("run.device is cuda, but torch finds no CUDA device here; train with --device cpu")
         self.config = config
         self.run = run
         self.ranks = ranks
@@ -112,7 +126,7 @@ class Trainer:
             raise
         self.streams = RandomStreams.from_seed(config.seed)
         self.policy = make_policy(config.policy, self.sampler.obs_dim, self.sampler.act_dim,
-                                  self.streams.policy_init_seed)
+                                  self.streams.policy_init_seed).to(self.device)
         self.meta = make_meta_learner(config, self.policy, ranks)
         self.iteration = 0
         self.best_return = float("-inf")
@@ -221,9 +235,12 @@ class Trainer:
             self.runaway.update(record)
 
     def _state(self) -> dict[str, Any]:
-        return {"iteration": self.iteration, "best_return": self.best_return,
-                "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
-                "rng": self.streams.state(), "meta_optimizer": self.meta.state_dict()}
+        """What a checkpoint holds, its tensors copied to CPU (a run moves between devices)."""
+        return {"iteration": self.iteration, "best_return": self.best_return, "policy": self._policy_state(),
+                "rng": self.streams.state(), "meta_optimizer": on_cpu(self.meta.state_dict())}
+
+    def _policy_state(self) -> dict[str, Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()}
 
     def _save(self, state: dict[str, Any]) -> None:
         if self.ranks.main:
@@ -259,6 +276,7 @@ class Trainer:
     def train_iteration(self) -> dict[str, Any]:
         """Sample, update once, and return this iteration's metrics."""
         start = time.perf_counter()
+        traffic = (TRAFFIC.calls, TRAFFIC.bytes)
         tasks = self.sampler.sample_tasks(self.config.task.num_tasks, self.streams.train_tasks)
         part = self.ranks.share(len(tasks))
         meta_batch = sample_meta_batch(self.config, self.sampler, self.meta, tasks, self.streams, part)
@@ -274,9 +292,9 @@ class Trainer:
             self.non_finite = [task for share_dropped, _ in shares for task in share_dropped]
             kept = [count for _, count in shares]
             meta_batch = replace(meta_batch, first=sum(kept[:self.ranks.rank]), total=sum(kept))
-        before_update = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
+        before_update = self._policy_state()
         if meta_batch.num_tasks:
-            stats = self.meta.step(meta_batch)
+            stats = self.meta.step(meta_batch.to(self.device))
         else:  # no task left: no update; counts toward stopping as a non-finite loss does
             stats = {"loss_before": math.nan, "loss_after": math.nan, "kl": 0.0, "step_accepted": 0.0}
         done = time.perf_counter()
@@ -303,6 +321,9 @@ class Trainer:
                 save_checkpoint({"iteration": self.iteration, "post_return": self.best_return,
                                  "policy": before_update}, self.run.best_checkpoint)
         self.ranks.require_identical(parameters_to_vector(self.policy.parameters()), "policy parameters")
+        if self.ranks.size > 1:
+            record.update(ranks=self.ranks.size, allreduce_calls=TRAFFIC.calls - traffic[0],
+                          allreduce_bytes=TRAFFIC.bytes - traffic[1])
         return record
 
     def train(self, progress: bool = True) -> None:

@@ -160,3 +160,11 @@ def test_rank_primitives_over_a_real_process_group():
     assert [results[r]["broadcast"] for r in range(2)] == ["from 0", "from 0"]
     assert [results[r]["gather"] for r in range(2)] == [[0, 10], [0, 10]]
     assert all("differ (at 1 of 2 entries)" in results[r]["diverged"] for r in range(2))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a machine without a GPU")
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path, capsys):
+    assert main(["train", *TINY, "--device", "cuda", "--run-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "rlmaml: error: run.device is cuda, but torch finds no CUDA device here; train with --device cpu"
+    assert not (tmp_path / "run").exists()

@@ -294,9 +294,29 @@ def study_section(folder: Path) -> list[str]:
             note = "" if seed in study["summary_seeds"] else " (not in the mean)"
             lines.append(f"| {spec['name']} | {seed}{note} | {r.early_pre:.1f} | {r.late_pre:.1f} | {r.lowest_pre:.1f} | "
                          f"{r.flagged} | " + " | ".join(f"{v:.1f}" for v in r.returns[:4]) + " |")
-    lines += [""]
+    lines += [""] + study_paired(folder, study)
     for spec in study["variants"].values():
         lines += ["```bash", *spec["commands"], "```", ""]
+    return lines
+
+
+def study_paired(folder: Path, study: dict[str, Any]) -> list[str]:
+    """Each further variant minus the first, paired over the summary seeds both have (same seed, same
+    held-out tasks): mean ± standard error over those seeds of the difference after 0..3 steps."""
+    variants = list(study["variants"])
+    if len(variants) < 2:
+        return []
+    first = study_seeds(folder / variants[0])
+    lines = []
+    for variant in variants[1:]:
+        other = study_seeds(folder / variant)
+        shared = [seed for seed in study["summary_seeds"] if seed in first and seed in other]
+        if not shared:
+            continue
+        cells = [_mean_se([other[seed].returns[k] - first[seed].returns[k] for seed in shared]) for k in range(4)]
+        lines += [f"{study['variants'][variant]['name']} minus {study['variants'][variants[0]]['name']}, paired over "
+                  f"the {len(shared)} seed{'s' if len(shared) > 1 else ''} both have ({', '.join(map(str, shared))}): "
+                  + ", ".join(f"{cell} after {k} step{'s' if k != 1 else ''}" for k, cell in enumerate(cells)) + ".", ""]
     return lines
 
 

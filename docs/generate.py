@@ -356,6 +356,12 @@ SINUSOID_PUBLISHED = {"5": ("MAML, 1 step, as reported by Li et al. 2017 (Meta-S
 tabulating them."""
 
 
+def _mse_cell(row: dict[str, float]) -> str:
+    if row["mean"] >= 1000:
+        return f"{row['mean']:.3g} ± {row['stderr']:.3g}"
+    return f"{row['mean']:.3f} ± {row['stderr']:.3f}"
+
+
 def sinusoid_section() -> list[str]:
     """The supervised MAML example's table and figures, from results/sinusoid/sinusoid.json."""
     path = RESULTS / "sinusoid" / "sinusoid.json"
@@ -374,14 +380,19 @@ def sinusoid_section() -> list[str]:
              f"points, mean ± standard error over seeds {', '.join(map(str, record['seeds']))}.", "",
              "| K | method | " + " | ".join(f"{k} step{'s' if k != 1 else ''}" for k in steps) + " |",
              "|---|---|" + "---|" * len(steps)]
+    diverged = []
     for shots, methods in record["results"].items():
         for method, rows in methods.items():
-            lines.append(f"| {shots} | {method} | " + " | ".join(f"{rows[k]['mean']:.3f} ± {rows[k]['stderr']:.3f}"
-                                                              for k in steps) + " |")
+            lines.append(f"| {shots} | {method} | " + " | ".join(_mse_cell(rows[k]) for k in steps) + " |")
+            diverged += [f"{method}, K={shots}, after {k} steps" for k in range(len(rows))
+                         if rows[k]["mean"] > 10 * rows[0]["mean"]]
         if shots in SINUSOID_PUBLISHED:
             source, step, value = SINUSOID_PUBLISHED[shots]
             lines.append(f"| {shots} | {source} | " + " | ".join(value if k == step else "" for k in steps) + " |")
     minutes = {label: statistics.median(values) for label, values in record["minutes"].items()}
+    if diverged:
+        lines += ["", "Diverged (a mean more than ten times the error before adapting: the fixed step size made "
+                  "some held-out task's fit blow up on at least one seed): " + "; ".join(diverged) + "."]
     lines += ["", "Median training minutes per seed (one torch thread): "
               + ", ".join(f"{label} {value:g}" for label, value in minutes.items()) + ".", "",
               "![MSE against gradient steps](results/sinusoid/mse.png)", ""]

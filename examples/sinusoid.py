@@ -184,6 +184,7 @@ def curves_figure(record: dict, path: Path) -> None:
         axis.set_title(f"K={k} shot regression")
         axis.set_xlabel("gradient steps")
         axis.set_ylabel("mean squared error")
+        axis.set_yscale("log")  # errors span decades, and a diverged fit more
         axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)

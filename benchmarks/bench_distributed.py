@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed
 import torch.multiprocessing
-from machine import machine
+from machine import machine, write_record
 
 from rlmaml.checkpoints import load_checkpoint
 
@@ -111,8 +111,7 @@ def main() -> int:
     print("all-reduce between 2 processes on loopback: " + ", ".join(
         f"{size} floats {seconds * 1e6:.0f} us" for size, seconds in latency.items()))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        write_record(record, args.json)
     return 0
 
 

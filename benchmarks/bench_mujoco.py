@@ -31,7 +31,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
-from machine import machine
+from machine import machine, write_record
 
 import rlmaml  # noqa: F401  (registers the task families)
 from rlmaml.config import resolve
@@ -126,7 +126,7 @@ def main() -> None:
         print(f"meta-iteration at cheetah-vel (40 tasks x 20 traj x 200 steps, TRPO), median of {args.iterations - 1}: "
               f"{times['time_total']:.2f} s (sampling {times['time_sampling']:.2f} s, update {times['time_update']:.2f} s)")
     if args.json is not None:
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        write_record(record, args.json)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ Reports medians; run it on an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import shlex
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import machine
+from machine import machine, write_record
 
 import rlmaml
 from rlmaml.config import ConfigError, resolve
@@ -82,7 +81,7 @@ def main() -> None:
                   "timed_iterations": len(timed), "seconds_per_iteration": median["time_total"],
                   "seconds_sampling": median["time_sampling"], "seconds_update": median["time_update"],
                   "rollout_steps_per_second": steps_per_second, "peak_memory_mib": peak_mib}
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        write_record(record, args.json)
 
 
 

@@ -1,9 +1,12 @@
-"""What a benchmark's numbers were measured on, for its --json record (shared by the benchmarks here)."""
+"""What a benchmark's numbers were measured on, and writing its --json record (shared by the benchmarks here
+and the measuring examples)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -24,3 +27,9 @@ def machine() -> dict:
     """Processor, cores, torch version and threads."""
     return {"processor": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads()}
+
+
+def write_record(record: dict, path: Path) -> None:
+    """Write a measurement record as JSON to ``path``, making its folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import math
 import statistics
 import sys
@@ -37,7 +36,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from machine import machine  # noqa: E402
+from machine import machine, write_record  # noqa: E402
 
 from rlmaml.adaptation import InnerUpdate, adapt, adapt_step, inner_loss
 from rlmaml.advantages import with_advantages
@@ -242,8 +241,7 @@ def main() -> int:
         print(f"{name:27s} {row['expected']:+9.4f} {row['sampled_mean']:+9.4f} ± {row['standard_error']:.4f} "
               f"{row['standard_deviation']:8.2f}  " + " / ".join(f"{b:+.4f}" for b in row["bias"].values()))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        write_record(record, args.json)
     return 0
 
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from rlmaml.adaptation import task_gradients
 from rlmaml.policy import GaussianMLPPolicy, Params, mlp, per_task_params
 
 HIDDEN = (40, 40)
@@ -76,11 +77,8 @@ def task_losses(params: Params, x: Tensor, y: Tensor) -> Tensor:
 
 
 def sgd_step(params: Params, x: Tensor, y: Tensor, lr: float, create_graph: bool) -> Params:
-    """One gradient step per task on its own points: per-task parameters [N, ...]."""
-    task_params = per_task_params(params, x.shape[0])
-    task_params = {name: p if p.requires_grad else p.clone().requires_grad_() for name, p in task_params.items()}
-    grads = torch.autograd.grad(task_losses(task_params, x, y).sum(), list(task_params.values()),
-                                create_graph=create_graph)
+    """One gradient step per task on its own points (rlmaml's per-task gradients): parameters [N, ...]."""
+    task_params, grads = task_gradients(params, x.shape[0], lambda task: task_losses(task, x, y), create_graph)
     return {name: p - lr * g for (name, p), g in zip(task_params.items(), grads)}
 
 

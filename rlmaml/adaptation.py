@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,19 @@ def inner_loss(policy: GaussianMLPPolicy, params: Params, batch: Batch, inner: I
     return inner.objective.loss(log_probs, batch)
 
 
+def task_gradients(params: Params, num_tasks: int, loss_per_task: Callable[[Params], Tensor],
+                   create_graph: bool) -> tuple[Params, tuple[Tensor, ...]]:
+    """Per-task parameters [N, ...] (``params`` viewed per task, made to require gradients) and the
+    gradient of each task's own loss with respect to its own copy, from one backward pass of the
+    summed losses (tasks are independent: the gradient of the sum is the per-task gradients).
+    ``loss_per_task`` maps per-task parameters to losses [N]."""
+    task_params = {name: p if p.requires_grad else p.clone().requires_grad_()
+                   for name, p in per_task_params(params, num_tasks).items()}
+    grads = torch.autograd.grad(loss_per_task(task_params).sum(), list(task_params.values()),
+                                create_graph=create_graph)
+    return task_params, grads
+
+
 def adapt_step(policy: GaussianMLPPolicy, params: Params, batch: Batch, inner: InnerUpdate, step: int,
                create_graph: bool) -> Params:
     """Inner step number ``step`` per task: theta_n - lr_n * grad L_n(theta_n), lr_n from
@@ -63,10 +76,8 @@ def adapt_step(policy: GaussianMLPPolicy, params: Params, batch: Batch, inner: I
     """
     lr = inner.lrs[step]
     with torch.enable_grad():
-        task_params = {name: p if p.requires_grad else p.clone().requires_grad_()
-                       for name, p in per_task_params(params, batch.num_tasks).items()}
-        loss = inner_loss(policy, task_params, batch, inner).sum()  # tasks are independent: grad of sum = per-task grads
-        grads = torch.autograd.grad(loss, list(task_params.values()), create_graph=create_graph)
+        task_params, grads = task_gradients(params, batch.num_tasks,
+                                            lambda task: inner_loss(policy, task, batch, inner), create_graph)
         sizes = inner.step_rule.sizes(lr, grads, batch)
         if isinstance(sizes, float):
             return {name: p - sizes * g for (name, p), g in zip(task_params.items(), grads)}
@@ -97,7 +108,7 @@ def sample_adaptation_batches(sampler: TaskSampler, policy: GaussianMLPPolicy, t
     they are sampled; the parameters and the inner steps on the policy's device. Only the tasks ``tasks[part]``
     are sampled, with the random numbers they get when all are (:meth:`TaskSampler.sample`)."""
     params = [detached(policy.params())]
-    device = params[0]["log_std"].device
+    device = next(policy.parameters()).device
     on_cpu = policy if device.type == "cpu" else copy.deepcopy(policy).cpu()  # rollouts run on CPU
     batches = []
     for k in range(len(inner.lrs) + 1):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from rlmaml.batch import Batch
 
@@ -25,15 +26,22 @@ POST_HOLD = 0.25
 """... while the post-update average stays within this fraction of its best's size of its best."""
 
 
-def action_bound_share(batch: Batch, low: np.ndarray, high: np.ndarray) -> float:
-    """Share of the valid steps' action components [N, M, T, act] at or beyond the action box
-    [low, high] (each [act]); 0 for an unbounded box."""
+def action_bound_counts(batch: Batch, low: np.ndarray, high: np.ndarray) -> tuple[Tensor, Tensor]:
+    """How many of the valid steps' action components [N, M, T, act] lie at or beyond the action box
+    [low, high] (each [act]), and how many there are (scalars)."""
     actions = batch.actions
     low_t = torch.as_tensor(low, dtype=actions.dtype)
     high_t = torch.as_tensor(high, dtype=actions.dtype)
     outside = ((actions <= low_t) | (actions >= high_t)).to(actions.dtype)  # [N, M, T, act]
     mask = batch.mask.unsqueeze(-1).expand_as(outside)
-    return float((outside * mask).sum() / mask.sum().clamp_min(1.0))
+    return (outside * mask).sum(), mask.sum()
+
+
+def action_bound_share(batch: Batch, low: np.ndarray, high: np.ndarray) -> float:
+    """Share of the valid steps' action components at or beyond the action box (:func:`action_bound_counts`);
+    0 for an unbounded box."""
+    outside, total = action_bound_counts(batch, low, high)
+    return float(outside / total.clamp_min(1.0))
 
 
 @dataclass

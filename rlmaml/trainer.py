@@ -24,7 +24,7 @@ from rlmaml.config import ConfigError, TrainConfig, from_dict, load_config
 from rlmaml.distributed import TRAFFIC, Ranks
 from rlmaml.errors import UserError
 from rlmaml.meta import MetaBatch, MetaLearner
-from rlmaml.monitor import RunawayDetector, action_bound_share
+from rlmaml.monitor import RunawayDetector, action_bound_counts, action_bound_share
 from rlmaml.policy import GaussianMLPPolicy, make_policy
 from rlmaml.ppo import MetaPPO
 from rlmaml.runs import (
@@ -246,22 +246,23 @@ class Trainer:
         if self.ranks.main:
             save_checkpoint(state, self.run.checkpoint)
 
+    def _over_ranks(self, numerator: Tensor, denominator: Tensor) -> float:
+        """``numerator / denominator`` (scalars), each summed over ranks first (0 if nothing is counted)."""
+        total = self.ranks.sum(torch.stack([numerator.double(), denominator.double()]))
+        return float(total[0] / total[1].clamp_min(1.0))
+
     def _mean(self, values: Tensor) -> float:
         """The mean of ``values`` (any shape, this rank's tasks first) over every rank's entries."""
         if self.ranks.size == 1:
             return float(values.mean())
-        total, count = self.ranks.sum(torch.stack([values.double().sum(), torch.tensor(float(values.numel()),
-                                                                                        dtype=torch.float64)]))
-        return float(total / count)
+        return self._over_ranks(values.sum(), torch.tensor(float(values.numel())))
 
     def _bound_share(self, batch: Batch) -> float:
         """The share of pre-update action components at the action bounds, over every rank's steps."""
-        share = action_bound_share(batch, self.sampler.envs.action_low, self.sampler.envs.action_high)
+        low, high = self.sampler.envs.action_low, self.sampler.envs.action_high
         if self.ranks.size == 1:
-            return share
-        components = float(batch.mask.sum()) * self.sampler.act_dim
-        total, count = self.ranks.sum(torch.tensor([share * components, components], dtype=torch.float64))
-        return float(total / count.clamp_min(1.0))
+            return action_bound_share(batch, low, high)
+        return self._over_ranks(*action_bound_counts(batch, low, high))
 
     def _diverged_message(self) -> str:
         if len(self.non_finite) == self.config.task.num_tasks:

@@ -25,6 +25,7 @@ def _meta_ppo(policy, **changes):
     return MetaPPO(policy, inner_update([0.5]), first_order=False, settings=config_of(**changes).outer.ppo)
 
 
+@torch.no_grad()
 def _reference_clipped_loss(mean, log_std, old, valid, clip):
     """Minus the clipped surrogate, one step at a time: per task the mean over valid steps, then over tasks."""
     actions, mask, advantages = valid.flat("actions"), valid.flat("mask"), valid.flat("advantages")
@@ -53,7 +54,7 @@ def test_clipped_surrogate_matches_a_step_by_step_reference():
         mean = old[0] + 0.3 * torch.randn(old[0].shape, generator=gen, dtype=old[0].dtype)  # some ratios clip
         log_std = old[1] - 0.1
     loss, clip_fraction = (value.mean() for value in clipped_surrogate_loss(mean, log_std, old, valid, clip=0.2))
-    assert float(loss) == pytest.approx(_reference_clipped_loss(mean, log_std, old, valid, 0.2), rel=1e-10)
+    assert loss.item() == pytest.approx(_reference_clipped_loss(mean, log_std, old, valid, 0.2), rel=1e-10)
     assert 0.05 < float(clip_fraction) < 0.95
     # at the old distribution nothing clips and the loss is minus the mean advantage
     loss, clip_fraction = (value.mean() for value in clipped_surrogate_loss(*old, old, valid, clip=0.2))

@@ -114,9 +114,10 @@ class MetaPPO(MetaLearner):
             self.optimizer.zero_grad()
             loss.backward()
             if self.ranks.size > 1:  # every rank steps with the gradient of the mean over all tasks
-                for param in param_list:
-                    if param.grad is not None:
-                        param.grad = self.ranks.sum(param.grad)
+                grads = {param: grad for param in param_list if (grad := param.grad) is not None}
+                summed_grad = self.ranks.sum(parameters_to_vector(grads.values()))  # one all-reduce for all
+                for param, grad in zip(grads, summed_grad.split([grad.numel() for grad in grads.values()])):
+                    param.grad = grad.view_as(param)
             self.optimizer.step()
         with torch.no_grad():
             _, parts = self.objective(meta_batch, old, old_pre, create_graph=False)
